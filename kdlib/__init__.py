@@ -1,0 +1,10 @@
+"""kdlib: multimodal (EEG + EOG) knowledge distillation for emotion recognition.
+
+A small teaching library behind the notebooks in ``notebooks/``. Data flows one way::
+
+    files -> Recording -> WindowSet -> folds -> models -> results -> plots / statistics
+
+See ``README.md`` for the two commands and ``notebooks/`` for the story.
+"""
+
+__version__ = "0.1.0"

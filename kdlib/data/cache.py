@@ -1,0 +1,138 @@
+"""A disk cache of prepared windows, keyed by the configuration and the source files.
+
+Introduced in ``notebooks/01_data_preparation.ipynb``.
+
+One cache entry per subject: ``<cache_dir>/<subject>-<key>.npz`` (uncompressed), where ``key``
+hashes the :class:`~kdlib.data.windows.PrepConfig`, the cache format version and a fingerprint
+of the source file (name, size, modification time and its first and last 64 KiB). A changed
+file or setting gives a new key, so a stale entry is never read. Entries are written
+atomically (temporary file, then rename): an interrupted run leaves either a whole entry or
+none, and a second run reads what the first one finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import paths
+from . import deap
+from .windows import DEFAULT, PrepConfig, WindowSet, concat_windows, make_windows
+
+__all__ = ["CACHE_VERSION", "file_fingerprint", "cache_key", "prepare_subject", "prepare_dataset",
+           "load_entry", "save_entry"]
+
+CACHE_VERSION = 1  # bump when the preparation code changes what it produces
+_EDGE = 64 * 1024
+
+
+def file_fingerprint(path: str | os.PathLike) -> str:
+    """Cheap content fingerprint: name, size, mtime and a hash of the first and last 64 KiB.
+
+    Hashing whole 100 MB DEAP files would cost as much as reading them; the edges change
+    whenever the arrays or the pickle layout change, and size/mtime catch the rest.
+    """
+    path = Path(path)
+    st = path.stat()
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{path.name}|{st.st_size}|{st.st_mtime_ns}".encode())
+    with open(path, "rb") as fh:
+        h.update(fh.read(_EDGE))
+        if st.st_size > _EDGE:
+            fh.seek(max(_EDGE, st.st_size - _EDGE))
+            h.update(fh.read(_EDGE))
+    return h.hexdigest()
+
+
+def cache_key(source: str | os.PathLike, config: PrepConfig) -> str:
+    """The cache key of one subject file under one preparation config (16 hex digits)."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update(f"v{CACHE_VERSION}|{config.to_json()}|{file_fingerprint(source)}".encode())
+    return h.hexdigest()
+
+
+def save_entry(path: Path, ws: WindowSet) -> Path:
+    """Write one subject's windows atomically as an uncompressed ``.npz``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, eeg=ws.eeg, eog=ws.eog, ratings=ws.ratings, subject=ws.subject, trial=ws.trial,
+                     start_s=ws.start_s, fs=np.float64(ws.fs), eeg_channels=np.array(ws.eeg_channels),
+                     eog_channels=np.array(ws.eog_channels), threshold=np.float64(ws.threshold),
+                     rule=np.array(ws.rule), rating_names=np.array(ws.rating_names))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_entry(path: Path) -> WindowSet:
+    """Read a cache entry; raise ``ValueError`` naming the file if it is unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return WindowSet(
+                eeg=z["eeg"], eog=z["eog"], ratings=z["ratings"], subject=z["subject"], trial=z["trial"],
+                start_s=z["start_s"], fs=float(z["fs"]), eeg_channels=tuple(z["eeg_channels"].tolist()),
+                eog_channels=tuple(z["eog_channels"].tolist()), threshold=float(z["threshold"]),
+                rule=str(z["rule"]), rating_names=tuple(z["rating_names"].tolist()))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(f"{path}: unreadable cache entry ({type(exc).__name__}: {exc})") from None
+
+
+def prepare_subject(source: str | os.PathLike, config: PrepConfig = DEFAULT,
+                    cache_dir: str | os.PathLike | None = None, use_cache: bool = True) -> WindowSet:
+    """Windows of one DEAP-format subject file, from the cache when an entry exists.
+
+    A corrupt cache entry is replaced (it is derived data); the source file is never modified.
+    """
+    source = Path(source)
+    if not use_cache:
+        return make_windows(deap.load_subject(source), config)
+    cache_dir = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
+    entry = cache_dir / f"{deap.subject_id_from_path(source)}-{cache_key(source, config)}.npz"
+    if entry.is_file():
+        try:
+            return load_entry(entry)
+        except ValueError:
+            entry.unlink(missing_ok=True)  # rebuilt below
+    ws = make_windows(deap.load_subject(source), config)
+    save_entry(entry, ws)
+    return ws
+
+
+def prepare_dataset(data_dir: str | os.PathLike, config: PrepConfig = DEFAULT, subjects=None,
+                    cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
+                    progress: bool = True) -> WindowSet:
+    """Windows of every (or the chosen) subject of a DEAP-format folder, with a progress bar.
+
+    Parameters
+    ----------
+    data_dir : path-like
+        Folder of ``sNN.dat`` (or ``sNN.mat``) files: the synthetic set or a real DEAP copy.
+    config : PrepConfig
+    subjects : iterable of int or str, optional
+        Subset of subjects, e.g. ``[1, 2]`` or ``["s01"]``.
+    cache_dir : path-like, optional
+        Default :func:`kdlib.paths.cache_dir`.
+    use_cache : bool
+        False recomputes everything and writes nothing.
+    progress : bool
+        Show a tqdm bar over subjects.
+
+    Returns
+    -------
+    WindowSet
+        All subjects' windows, in subject order.
+    """
+    files = deap.subject_files(data_dir, subjects)
+    parts = [prepare_subject(f, config, cache_dir, use_cache)
+             for f in tqdm(files, desc="prepare", unit="subject", disable=not progress)]
+    return concat_windows(parts)

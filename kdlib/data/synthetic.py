@@ -1,0 +1,778 @@
+"""A synthetic DEAP-format data set: the kit's embedded default, for teaching and testing.
+
+Introduced in ``notebooks/01_data_preparation.ipynb``.
+
+**This data is synthetic.** No person was recorded. DEAP itself is licensed per user and
+cannot be shipped, so the kit writes files that have DEAP's exact layout (``sNN.dat``: a
+pickled ``dict`` with ``data`` (n_trials, 40, 8064) float64 in microvolts and ``labels``
+(n_trials, 4) in [1, 9]) and reads them back through :mod:`kdlib.data.deap`, the same code
+that reads the real files. Every number below is a *knob* of :class:`SynthConfig`, chosen so
+that the signals look plausible and the learning problem is neither trivial nor hopeless. The
+emotion effects are built in on purpose: they are **not findings about real data**, and an
+accuracy obtained here says nothing about what the method achieves on DEAP.
+
+What is built in
+----------------
+Ratings
+    Each subject rates every trial on valence, arousal, dominance and liking (1-9). Behind
+    each trial lie a latent valence and a latent arousal, spread evenly over ``5 ± latent_spread``
+    (so the classes "rating > 5" are roughly balanced) and shuffled. A rating is the latent plus
+    Gaussian rating noise, clipped to [1, 9]. Dominance and liking follow valence (and
+    arousal) loosely. The physiology follows the *latent*, never the noisy rating, so some
+    labels disagree with the signals, as with real self-reports.
+
+EEG (channels 1-32, Geneva order)
+    * Background: 1/f^chi noise (chi differs per subject), spatially correlated through a
+      kernel ``exp(-d / spatial_length_m)`` of the electrode distances ``d`` in MNE's standard
+      10-20 positions, plus some independent noise per electrode.
+    * Rhythms, each a narrow-band process whose amplitude drifts slowly in time (bursts):
+      frontal-midline theta (~6 Hz, Fz), posterior alpha (left and right, peak frequency
+      8.5-11.5 Hz per subject), weaker frontal alpha (F3, F4), central beta (~20 Hz, C3, C4),
+      temporal beta and weak gamma (~22 and ~36 Hz, T7, T8).
+    * Per subject: alpha peak, rhythm amplitudes, aperiodic exponent and effect sizes vary.
+    * Per trial: the amplitude of every rhythm also changes for reasons unrelated to emotion
+      (over the whole trial, and separately during the video), which limits how well any
+      classifier can do.
+    * Emotion effects, only after the 3 s pre-trial baseline (the first 384 samples are
+      neutral), switched on over ``onset_ramp_s``:
+      valence -> frontal alpha asymmetry (higher valence, less alpha over the left frontal
+      cortex than over the right: F3/F7/AF3/Fp1/FC5 vs F4/F8/AF4/Fp2/FC6) and more temporal
+      beta/gamma; arousal -> less posterior alpha, more central beta, more frontal theta.
+    * Then the processing of DEAP's preprocessed release: 4-45 Hz band-pass and common
+      average reference, both applied in the frequency domain (zero-phase, over the whole
+      63 s trial), and a small residual of the blinks in the frontal channels (DEAP removed
+      EOG artefacts; the band-pass leaves little of them anyway).
+
+EOG (channels 33 hEOG, 34 vEOG; bipolar, microvolts, *unfiltered* as in DEAP)
+    DC offset per subject and trial, slow drift (1/f^2 below 1 Hz) and a linear trend, blinks
+    on vEOG (asymmetric pulses of 100-300 uV lasting 200-400 ms, a small copy on hEOG),
+    saccades (steps of the gaze position, large on hEOG, small on vEOG) and broadband noise.
+    After the baseline, arousal raises the blink rate (and a little the blink amplitude);
+    valence raises the saccade rate, a weaker and different cue. EOG therefore tells something
+    about both ratings, but less than the EEG: an EOG-only student has room to learn from an
+    EEG + EOG teacher.
+
+Peripheral channels 35-40 (zEMG, tEMG, GSR, respiration, plethysmograph, temperature)
+    Simple plausible signals (EMG noise in uV, skin conductance level with responses in uS,
+    breathing and pulse waves in arbitrary units, skin temperature in deg C). They are **not**
+    modelled for emotion and carry no information about the ratings.
+
+Determinism: the same :class:`SynthConfig` gives byte-identical arrays. Subject ``i`` draws
+from ``np.random.SeedSequence(seed).spawn(...)[i]``, so it does not depend on how many
+subjects are written, and subjects are statistically independent.
+
+Command line::
+
+    python -m kdlib.data.synthetic --preset smoke --out data/synthetic
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .deap import (
+    BASELINE_S,
+    EEG_CHANNELS,
+    FS,
+    N_CHANNELS,
+    N_SAMPLES,
+    save_dat,
+)
+
+__all__ = [
+    "SynthConfig",
+    "SMOKE",
+    "DEFAULT",
+    "FULL",
+    "PRESETS",
+    "CONFIG_FILE",
+    "GENERATOR_VERSION",
+    "SyntheticDataError",
+    "subject_parameters",
+    "generate_subject",
+    "write_dataset",
+    "describe",
+    "main",
+]
+
+GENERATOR_VERSION = 1  #: bump when the generative model changes: old folders are rewritten
+CONFIG_FILE = "synthetic_config.json"  #: written beside the sNN.dat files
+N_BASELINE = int(BASELINE_S * FS)  # 384 samples of neutral pre-trial baseline
+N_FREQ = N_SAMPLES // 2 + 1  # rfft bins of one trial
+FREQS = np.fft.rfftfreq(N_SAMPLES, 1.0 / FS)  # (N_FREQ,) Hz, resolution 1/63 Hz
+_FILE_RE = re.compile(r"^s\d+\.(dat|mat)$")
+
+
+class SyntheticDataError(ValueError):
+    """A bad configuration, or an output folder the generator refuses to touch."""
+
+
+# --- configuration --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Every knob of the synthetic data set (see the module docstring for the model).
+
+    Effect sizes are log amplitude gains per unit of the scaled latent ``(latent - 5) / 4``
+    (which runs from -1 to 1): an effect of 0.3 multiplies an amplitude by ``exp(0.3) = 1.35``
+    at the top of the scale and by ``exp(-0.3) = 0.74`` at the bottom.
+    """
+
+    # size and seed
+    n_subjects: int = 8  # subjects written, s01 ... sNN
+    n_trials: int = 40  # trials per subject (DEAP: 40)
+    seed: int = 0  # master seed; subject i uses SeedSequence(seed).spawn(i + 1)[i]
+
+    # ratings
+    latent_spread: float = 3.5  # latent valence/arousal spread evenly over 5 +- this
+    rating_noise_sd: float = 1.0  # SD of the self-report noise: rating = latent + noise
+
+    # EEG background
+    background_rms_uv: float = 6.0  # RMS of the 1/f background in 4-45 Hz, uV (before CAR)
+    exponent_mean: float = 1.5  # mean aperiodic exponent chi of the 1/f^chi power spectrum
+    exponent_sd: float = 0.2  # between-subject SD of chi
+    spatial_length_m: float = 0.05  # length constant of the spatial correlation exp(-d/l), m
+    sensor_noise_frac: float = 0.2  # share of background variance independent per electrode
+
+    # EEG rhythms (RMS at the electrode nearest the generator, before CAR)
+    theta_rms_uv: float = 3.0  # frontal-midline theta, uV
+    alpha_posterior_rms_uv: float = 8.0  # posterior alpha (each hemisphere), uV
+    alpha_frontal_rms_uv: float = 3.5  # frontal alpha (each hemisphere), uV
+    beta_rms_uv: float = 2.5  # central beta (each hemisphere), uV
+    temporal_beta_rms_uv: float = 2.0  # temporal beta (each hemisphere), uV
+    gamma_rms_uv: float = 0.8  # temporal gamma (each hemisphere), uV
+    alpha_peak_range_hz: tuple[float, float] = (8.5, 11.5)  # subject alpha peak, uniform
+    amplitude_sd: float = 0.25  # between-subject SD of log rhythm amplitudes
+    fluctuation_sd: float = 0.35  # SD of the slow within-trial log amplitude fluctuation
+    fluctuation_hz: float = 0.2  # highest frequency of that fluctuation, Hz
+    trial_state_sd: float = 0.2  # per-trial log gain of each rhythm, whole trial (not emotion)
+    stimulus_state_sd: float = 0.15  # per-trial log gain during the video only (not emotion)
+
+    # emotion effects on EEG (log gain per unit scaled latent; after the baseline only)
+    valence_alpha_asymmetry: float = 0.35  # left-minus-right frontal alpha, lower with valence
+    valence_temporal_beta: float = 0.2  # temporal beta and gamma, higher with valence
+    arousal_posterior_alpha: float = 0.3  # posterior alpha, lower with arousal
+    arousal_beta: float = 0.25  # central beta, higher with arousal
+    arousal_theta: float = 0.15  # frontal-midline theta, higher with arousal
+    effect_jitter_sd: float = 0.3  # between-subject SD of log effect sizes
+    onset_ramp_s: float = 1.0  # effects fade in over this time after the baseline, s
+
+    # EOG (bipolar, uV, unfiltered)
+    blink_rate_hz: float = 0.25  # mean blink rate at the scale's middle (15 / min)
+    blink_amp_range_uv: tuple[float, float] = (100.0, 300.0)  # subject blink amplitude, uniform
+    blink_dur_range_s: tuple[float, float] = (0.2, 0.4)  # subject blink duration, uniform
+    saccade_rate_hz: float = 1.0  # mean saccade rate
+    saccade_amp_uv: float = 40.0  # SD of the horizontal gaze position, uV (vertical: 30 %)
+    arousal_blink_rate: float = 0.4  # log blink rate per unit scaled arousal
+    arousal_blink_amp: float = 0.1  # log blink amplitude per unit scaled arousal
+    valence_saccade_rate: float = 0.3  # log saccade rate per unit scaled valence
+    eog_trial_sd: float = 0.2  # per-trial log SD of blink and saccade rates (not emotion)
+    eog_offset_uv: float = 150.0  # SD of the DC offset per subject and channel, uV
+    eog_drift_uv: float = 30.0  # RMS of the slow drift (< 1 Hz), uV
+    eog_noise_uv: float = 3.0  # broadband noise, uV
+    blink_leakage: float = 0.02  # share of the blink left in Fp1/Fp2 after artefact removal
+
+    def __post_init__(self):
+        if self.n_subjects < 1 or self.n_subjects > 99:
+            raise SyntheticDataError(f"n_subjects must be 1-99, got {self.n_subjects}")
+        if self.n_trials < 2:
+            raise SyntheticDataError(f"n_trials must be at least 2, got {self.n_trials}")
+        if not 0 <= self.latent_spread <= 4:
+            raise SyntheticDataError(f"latent_spread must be in [0, 4], got {self.latent_spread}")
+        negative = [f.name for f in fields(self)
+                    if isinstance(getattr(self, f.name), float) and getattr(self, f.name) < 0
+                    and not f.name.startswith(("valence_", "arousal_"))]
+        if negative:
+            raise SyntheticDataError(f"these knobs must not be negative: {negative}")
+        if not 0 <= self.sensor_noise_frac <= 1:
+            raise SyntheticDataError("sensor_noise_frac must be in [0, 1]")
+
+    def to_json(self) -> dict:
+        """The config as JSON-ready values, with the generator version."""
+        return {"generator_version": GENERATOR_VERSION, **json.loads(json.dumps(asdict(self)))}
+
+
+SMOKE = SynthConfig(n_subjects=3)  #: CI and quick checks: 3 subjects x 40 trials
+DEFAULT = SynthConfig()  #: notebooks and Binder: 8 subjects x 40 trials
+FULL = SynthConfig(n_subjects=32)  #: DEAP's size: 32 subjects x 40 trials
+PRESETS = {"smoke": SMOKE, "default": DEFAULT, "full": FULL}
+
+
+# --- scalp geometry and rhythm generators -----------------------------------------------------
+
+@dataclass(frozen=True)
+class _Source:
+    name: str
+    rhythm: str  # selects amplitude, frequency and emotion effect
+    centre: str  # electrode nearest the generator
+    width_m: float  # spatial SD of its scalp pattern
+
+
+_SOURCES: tuple[_Source, ...] = (
+    _Source("theta_fm", "theta", "Fz", 0.045),
+    _Source("alpha_post_L", "alpha_posterior", "PO3", 0.05),
+    _Source("alpha_post_R", "alpha_posterior", "PO4", 0.05),
+    _Source("alpha_front_L", "alpha_frontal_L", "F3", 0.035),
+    _Source("alpha_front_R", "alpha_frontal_R", "F4", 0.035),
+    _Source("beta_central_L", "beta", "C3", 0.035),
+    _Source("beta_central_R", "beta", "C4", 0.035),
+    _Source("beta_temporal_L", "temporal_beta", "T7", 0.035),
+    _Source("beta_temporal_R", "temporal_beta", "T8", 0.035),
+    _Source("gamma_temporal_L", "gamma", "T7", 0.03),
+    _Source("gamma_temporal_R", "gamma", "T8", 0.03),
+)
+N_SOURCES = len(_SOURCES)
+_SOURCE_RHYTHMS = np.array([s.rhythm for s in _SOURCES])
+
+
+@lru_cache(maxsize=1)
+def _electrode_positions() -> np.ndarray:
+    """(32, 3) head-frame positions (m) of the EEG channels from MNE's 10-20 template."""
+    import mne
+
+    builtin = mne.channels.get_builtin_montages()
+    name = "colin27_1020" if "colin27_1020" in builtin else "standard_1020"  # MNE >= 1.13
+    pos = mne.channels.make_standard_montage(name).get_positions()["ch_pos"]
+    return np.array([pos[ch] for ch in EEG_CHANNELS])  # (32, 3)
+
+
+def _distances() -> np.ndarray:
+    pos = _electrode_positions()  # (32, 3)
+    return np.linalg.norm(pos[:, None] - pos[None], axis=-1)  # (32, 32)
+
+
+@lru_cache(maxsize=8)
+def _spatial_mixing(length_m: float, sensor_noise_frac: float) -> np.ndarray:
+    """Cholesky factor L (32, 32) with L L^T = (1-s) exp(-d/l) + s I (unit diagonal)."""
+    kernel = np.exp(-_distances() / max(length_m, 1e-6))
+    cov = (1 - sensor_noise_frac) * kernel + sensor_noise_frac * np.eye(len(EEG_CHANNELS))
+    return np.linalg.cholesky(cov + 1e-9 * np.eye(len(EEG_CHANNELS)))
+
+
+@lru_cache(maxsize=1)
+def _source_patterns() -> np.ndarray:
+    """(32, n_sources) scalp pattern of each rhythm generator (1 at its centre electrode)."""
+    pos = _electrode_positions()
+    idx = {ch: i for i, ch in enumerate(EEG_CHANNELS)}
+    cols = []
+    for s in _SOURCES:
+        d = np.linalg.norm(pos - pos[idx[s.centre]], axis=1)  # (32,)
+        cols.append(np.exp(-0.5 * (d / s.width_m) ** 2))
+    return np.stack(cols, axis=1)  # (32, n_sources)
+
+
+def _bandpass_gain(lo: float = 4.0, hi: float = 45.0, edge: float = 1.0) -> np.ndarray:
+    """(N_FREQ,) zero-phase band-pass: 1 in [lo, hi], raised-cosine edges ``edge`` Hz wide."""
+    g = np.zeros_like(FREQS)
+    g[(FREQS >= lo) & (FREQS <= hi)] = 1.0
+    low = (FREQS > lo - edge) & (FREQS < lo)
+    g[low] = 0.5 - 0.5 * np.cos(np.pi * (FREQS[low] - (lo - edge)) / edge)
+    high = (FREQS > hi) & (FREQS < hi + edge)
+    g[high] = 0.5 + 0.5 * np.cos(np.pi * (FREQS[high] - hi) / edge)
+    return g
+
+
+_BANDPASS = _bandpass_gain()  # (N_FREQ,)
+_IN_BAND = np.flatnonzero(_BANDPASS > 0)  # bins the EEG can occupy
+
+
+def _onset_ramp(ramp_s: float) -> np.ndarray:
+    """(N_SAMPLES,) 0 during the baseline, raised-cosine rise to 1 over ``ramp_s``."""
+    t = (np.arange(N_SAMPLES) - N_BASELINE) / FS  # s since the video started
+    x = np.clip(t / ramp_s, 0.0, 1.0) if ramp_s > 0 else (t >= 0).astype(float)
+    return 0.5 - 0.5 * np.cos(np.pi * x)
+
+
+# --- noise helpers -----------------------------------------------------------------------------
+
+def _shaped_noise(rng: np.random.Generator, n_rows: int, amplitude: np.ndarray) -> np.ndarray:
+    """Real Gaussian noise (n_rows, N_SAMPLES) of unit variance with spectrum ~ ``amplitude``.
+
+    ``amplitude`` (N_FREQ,) is the magnitude profile (the square root of the power spectrum);
+    it is normalised, so only its shape matters. DC and Nyquist bins are left out.
+    """
+    amp = np.array(amplitude, dtype=float)
+    amp[0] = amp[-1] = 0.0
+    amp *= N_SAMPLES / (2.0 * np.sqrt(np.sum(amp**2)))
+    z = rng.standard_normal((2, n_rows, N_FREQ))
+    return np.fft.irfft((z[0] + 1j * z[1]) * amp, n=N_SAMPLES)  # (n_rows, N_SAMPLES)
+
+
+def _slow_noise(rng: np.random.Generator, n_rows: int, max_hz: float) -> np.ndarray:
+    """Unit-variance noise (n_rows, N_SAMPLES) with a flat spectrum up to ``max_hz``."""
+    return _shaped_noise(rng, n_rows, (FREQS <= max(max_hz, 2.0 / 63.0)).astype(float))
+
+
+def _bump(f0: float, bw: float) -> np.ndarray:
+    """(N_FREQ,) Gaussian magnitude profile around ``f0`` Hz with SD ``bw`` Hz."""
+    return np.exp(-0.5 * ((FREQS - f0) / bw) ** 2)
+
+
+# --- subjects ----------------------------------------------------------------------------------
+
+def _subject_seed(subject_index: int, config: SynthConfig) -> np.random.SeedSequence:
+    """Subject ``subject_index``'s own stream; independent of ``config.n_subjects``."""
+    return np.random.SeedSequence(config.seed).spawn(subject_index + 1)[subject_index]
+
+
+def subject_parameters(subject_index: int, config: SynthConfig = DEFAULT) -> dict:
+    """The hidden "physiology" of one synthetic subject (the ground truth, for teaching).
+
+    Parameters
+    ----------
+    subject_index : int
+        0-based (subject ``s01`` is index 0).
+    config : SynthConfig
+
+    Returns
+    -------
+    dict
+        Aperiodic ``exponent``; rhythm peak frequencies ``*_hz``; per-source ``amplitude_uv``
+        (n_sources,); ``effects`` (n_sources, 2) log gains per unit scaled (valence, arousal);
+        the EOG parameters ``blink_*``, ``saccade_*``, ``eog_offset_uv`` (2,) and effects.
+    """
+    params_seq = _subject_seed(subject_index, config).spawn(1)[0]
+    return _draw_subject(np.random.default_rng(params_seq), config)
+
+
+def _draw_subject(rng: np.random.Generator, cfg: SynthConfig) -> dict:
+    jitter = lambda: float(np.exp(cfg.effect_jitter_sd * rng.standard_normal()))  # noqa: E731
+    base_rms = {"theta": cfg.theta_rms_uv, "alpha_posterior": cfg.alpha_posterior_rms_uv,
+                "alpha_frontal_L": cfg.alpha_frontal_rms_uv,
+                "alpha_frontal_R": cfg.alpha_frontal_rms_uv, "beta": cfg.beta_rms_uv,
+                "temporal_beta": cfg.temporal_beta_rms_uv, "gamma": cfg.gamma_rms_uv}
+    subject_gain = np.exp(cfg.amplitude_sd * rng.standard_normal(N_SOURCES))
+    amplitude = np.array([base_rms[r] for r in _SOURCE_RHYTHMS]) * subject_gain  # (n_sources,)
+    # (valence, arousal) log gain per source
+    asym, tbeta = cfg.valence_alpha_asymmetry * jitter(), cfg.valence_temporal_beta * jitter()
+    palpha, beta = cfg.arousal_posterior_alpha * jitter(), cfg.arousal_beta * jitter()
+    theta = cfg.arousal_theta * jitter()
+    per_rhythm = {"theta": (0.0, theta), "alpha_posterior": (0.0, -palpha),
+                  "alpha_frontal_L": (-asym / 2, 0.0), "alpha_frontal_R": (asym / 2, 0.0),
+                  "beta": (0.0, beta), "temporal_beta": (tbeta, 0.0),
+                  "gamma": (tbeta, 0.5 * beta)}
+    effects = np.array([per_rhythm[r] for r in _SOURCE_RHYTHMS])  # (n_sources, 2)
+    lo, hi = cfg.alpha_peak_range_hz
+    return {
+        "exponent": float(np.clip(cfg.exponent_mean + cfg.exponent_sd * rng.standard_normal(),
+                                  0.5, 3.0)),
+        "alpha_hz": float(rng.uniform(lo, hi)),
+        "theta_hz": float(rng.uniform(5.5, 6.5)),
+        "beta_hz": float(rng.uniform(18.0, 22.0)),
+        "temporal_beta_hz": float(rng.uniform(20.0, 25.0)),
+        "gamma_hz": float(rng.uniform(33.0, 40.0)),
+        "amplitude_uv": amplitude,
+        "effects": effects,
+        "blink_rate_hz": float(cfg.blink_rate_hz * np.exp(0.3 * rng.standard_normal())),
+        "blink_amp_uv": float(rng.uniform(*cfg.blink_amp_range_uv)),
+        "blink_dur_s": float(rng.uniform(*cfg.blink_dur_range_s)),
+        "saccade_rate_hz": float(cfg.saccade_rate_hz * np.exp(0.2 * rng.standard_normal())),
+        "saccade_amp_uv": float(cfg.saccade_amp_uv * np.exp(0.2 * rng.standard_normal())),
+        "arousal_blink_rate": cfg.arousal_blink_rate * jitter(),
+        "arousal_blink_amp": cfg.arousal_blink_amp * jitter(),
+        "valence_saccade_rate": cfg.valence_saccade_rate * jitter(),
+        "eog_offset_uv": cfg.eog_offset_uv * rng.standard_normal(2),
+        "gsr_level_us": float(rng.uniform(2.0, 10.0)),
+        "temperature_c": float(rng.uniform(31.0, 34.0)),
+        "breathing_hz": float(rng.uniform(0.2, 0.33)),
+        "heart_hz": float(rng.uniform(1.0, 1.3)),
+    }
+
+
+def _source_spectra(p: dict) -> np.ndarray:
+    """(n_sources, N_FREQ) magnitude profile of each rhythm generator."""
+    centre = {"theta": (p["theta_hz"], 1.0), "alpha_posterior": (p["alpha_hz"], 0.8),
+              "alpha_frontal_L": (p["alpha_hz"], 0.8), "alpha_frontal_R": (p["alpha_hz"], 0.8),
+              "beta": (p["beta_hz"], 3.0), "temporal_beta": (p["temporal_beta_hz"], 3.0),
+              "gamma": (p["gamma_hz"], 4.0)}
+    return np.stack([_bump(*centre[r]) for r in _SOURCE_RHYTHMS])
+
+
+# --- ratings -----------------------------------------------------------------------------------
+
+def _latents(rng: np.random.Generator, n: int, spread: float) -> np.ndarray:
+    """(n,) latents stratified evenly over 5 +- spread, in random order."""
+    q = (np.arange(n) + rng.uniform(size=n)) / n  # one draw per stratum of (0, 1)
+    return rng.permutation(5.0 + spread * (2.0 * q - 1.0))
+
+
+def _ratings(rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Latent (n_trials, 2) valence/arousal and ratings (n_trials, 4) in [1, 9]."""
+    n = cfg.n_trials
+    val, aro = _latents(rng, n, cfg.latent_spread), _latents(rng, n, cfg.latent_spread)
+    dom = 5 + 0.4 * (val - 5) + 0.2 * (aro - 5) + 1.2 * rng.standard_normal(n)
+    lik = 5 + 0.7 * (val - 5) + 1.0 * rng.standard_normal(n)
+    latent = np.stack([val, aro, dom, lik], axis=1)  # (n_trials, 4)
+    ratings = np.clip(latent + cfg.rating_noise_sd * rng.standard_normal((n, 4)), 1.0, 9.0)
+    return latent[:, :2], ratings
+
+
+# --- one trial ---------------------------------------------------------------------------------
+
+def _eeg_trial(rng, p: dict, cfg: SynthConfig, v: np.ndarray, spectra: np.ndarray,
+               blink: np.ndarray) -> np.ndarray:
+    """(32, N_SAMPLES) EEG of one trial; ``v`` = scaled (valence, arousal) latent."""
+    ramp = _onset_ramp(cfg.onset_ramp_s)  # (T,)
+    # rhythms: narrow-band noise x slowly varying gain x emotion gain after the baseline
+    z = rng.standard_normal((2, N_SOURCES, N_FREQ))
+    norm = N_SAMPLES / (2.0 * np.sqrt(np.sum(spectra**2, axis=1, keepdims=True)))
+    osc = np.fft.irfft((z[0] + 1j * z[1]) * spectra * norm, n=N_SAMPLES)  # (n_src, T), unit var
+    state = cfg.trial_state_sd * rng.standard_normal(N_SOURCES)  # (n_src,)
+    stim = p["effects"] @ v + cfg.stimulus_state_sd * rng.standard_normal(N_SOURCES)  # (n_src,)
+    log_gain = (cfg.fluctuation_sd * _slow_noise(rng, N_SOURCES, cfg.fluctuation_hz)
+                + state[:, None] + stim[:, None] * ramp)  # (n_src, T)
+    sources = osc * (p["amplitude_uv"][:, None] * np.exp(log_gain))  # (n_src, T)
+    eeg = _source_patterns() @ sources  # (32, T)
+    eeg[[EEG_CHANNELS.index("Fp1"), EEG_CHANNELS.index("Fp2")]] += cfg.blink_leakage * blink
+    spec = np.fft.rfft(eeg, axis=1)  # (32, N_FREQ)
+    spec[:, _IN_BAND] += _background(rng, p, cfg)
+    spec *= _BANDPASS
+    spec -= spec.mean(axis=0, keepdims=True)  # common average reference
+    return np.fft.irfft(spec, n=N_SAMPLES)  # (32, T)
+
+
+def _background(rng, p: dict, cfg: SynthConfig) -> np.ndarray:
+    """(32, n_in_band) spectrum of the spatially correlated 1/f^chi background."""
+    f = FREQS[_IN_BAND]
+    amp = f ** (-p["exponent"] / 2) * _BANDPASS[_IN_BAND]  # magnitude ~ sqrt(1/f^chi)
+    amp *= cfg.background_rms_uv * N_SAMPLES / (2.0 * np.sqrt(np.sum(amp**2)))
+    z = rng.standard_normal((2, len(EEG_CHANNELS), len(f)))
+    white = (z[0] + 1j * z[1]) * amp  # (32, n_in_band), independent per row
+    return _spatial_mixing(cfg.spatial_length_m, cfg.sensor_noise_frac) @ white
+
+
+def _event_times(rng, rate_base: float, rate_stim: float) -> np.ndarray:
+    """Sample indices of a Poisson process, with one rate in the baseline, one after."""
+    dur_base, dur_stim = N_BASELINE / FS, (N_SAMPLES - N_BASELINE) / FS
+    t_base = rng.uniform(0, dur_base, rng.poisson(rate_base * dur_base))
+    t_stim = dur_base + rng.uniform(0, dur_stim, rng.poisson(rate_stim * dur_stim))
+    return np.sort((np.concatenate([t_base, t_stim]) * FS).astype(int))
+
+
+def _blinks(rng, p: dict, cfg: SynthConfig, v: np.ndarray) -> np.ndarray:
+    """(N_SAMPLES,) blink waveform (uV, positive on vEOG) of one trial."""
+    nuisance = np.exp(cfg.eog_trial_sd * rng.standard_normal())
+    rate_stim = p["blink_rate_hz"] * nuisance * np.exp(p["arousal_blink_rate"] * v[1])
+    onsets = _event_times(rng, p["blink_rate_hz"] * nuisance, rate_stim)  # (n_blinks,)
+    amp = p["blink_amp_uv"] * np.exp(0.15 * rng.standard_normal(len(onsets)))
+    amp[onsets >= N_BASELINE] *= np.exp(p["arousal_blink_amp"] * v[1])
+    dur = p["blink_dur_s"] * rng.uniform(0.8, 1.2, len(onsets))  # (n_blinks,) s
+    lag = np.arange(int(0.6 * FS)) / FS  # (L,) s, long enough for the longest blink
+    tp = dur[:, None] / 3  # time to peak: fast closing, slower opening
+    shape = (lag / tp) ** 2 * np.exp(2 * (1 - lag / tp))  # (n_blinks, L), gamma pulse, peak 1
+    idx = onsets[:, None] + np.arange(len(lag))  # (n_blinks, L)
+    keep = idx < N_SAMPLES
+    out = np.zeros(N_SAMPLES)
+    np.add.at(out, idx[keep], (amp[:, None] * shape)[keep])
+    return out
+
+
+def _gaze(rng, p: dict, cfg: SynthConfig, v: np.ndarray) -> np.ndarray:
+    """(2, N_SAMPLES) horizontal and vertical gaze position (uV): fixations and saccades."""
+    nuisance = np.exp(cfg.eog_trial_sd * rng.standard_normal())
+    rate = p["saccade_rate_hz"] * nuisance
+    times = _event_times(rng, rate, rate * np.exp(p["valence_saccade_rate"] * v[0]))
+    scale = p["saccade_amp_uv"] * np.array([1.0, 0.3])[:, None]  # (2, 1)
+    fixations = scale * rng.standard_normal((2, len(times) + 1))  # (2, n_sacc + 1)
+    which = np.searchsorted(times, np.arange(N_SAMPLES), side="right")  # (T,) fixation index
+    pos = fixations[:, which]  # (2, T), steps
+    kernel = np.ones(5) / 5  # ~40 ms saccade
+    return np.stack([np.convolve(row, kernel, mode="same") for row in pos])
+
+
+def _eog_trial(rng, p: dict, cfg: SynthConfig, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """EOG (2, N_SAMPLES) of one trial, unfiltered, and its blink waveform (N_SAMPLES,)."""
+    blink = _blinks(rng, p, cfg, v)  # (T,)
+    eog = _gaze(rng, p, cfg, v)  # (2, T)
+    eog += np.array([0.05, 1.0])[:, None] * blink
+    drift_shape = np.where(FREQS > 0, 1.0 / np.maximum(FREQS, 1e-3), 0.0) * (FREQS <= 1.0)
+    eog += cfg.eog_drift_uv * _shaped_noise(rng, 2, drift_shape)  # 1/f^2 power below 1 Hz
+    t = np.arange(N_SAMPLES) / FS
+    slope = 0.5 * rng.standard_normal((2, 1))  # uV / s electrode polarisation
+    offset = p["eog_offset_uv"][:, None] + 20.0 * rng.standard_normal((2, 1))
+    eog += offset + slope * t + cfg.eog_noise_uv * rng.standard_normal((2, N_SAMPLES))
+    return eog, blink
+
+
+def _peripheral_trial(rng, p: dict) -> np.ndarray:
+    """(6, N_SAMPLES) zEMG, tEMG (uV), GSR (uS), Resp, Plet (a.u.), Temp (deg C).
+
+    Simple plausible signals with no relation to the ratings.
+    """
+    t = np.arange(N_SAMPLES) / FS
+    slow = _slow_noise(rng, 4, 0.1)  # (4, T)
+    emg = rng.standard_normal((2, N_SAMPLES)) * (2.0 * np.exp(0.3 * slow[:2]))  # (2, T)
+    scr_times = _event_times(rng, 0.05, 0.05)
+    impulses = np.zeros(N_SAMPLES)
+    impulses[scr_times] = rng.uniform(0.05, 0.4, len(scr_times))
+    lag = np.arange(int(10 * FS)) / FS
+    scr = np.convolve(impulses, (1 - np.exp(-lag / 0.7)) * np.exp(-lag / 3.0))[:N_SAMPLES]
+    gsr = p["gsr_level_us"] * np.exp(0.1 * rng.standard_normal()) + 0.2 * slow[2] + scr
+    resp_rate = p["breathing_hz"] * np.exp(0.1 * slow[3])
+    resp = 500 * np.sin(2 * np.pi * np.cumsum(resp_rate) / FS + rng.uniform(0, 2 * np.pi))
+    heart = p["heart_hz"] * np.exp(0.05 * rng.standard_normal())
+    phase = 2 * np.pi * heart * t + rng.uniform(0, 2 * np.pi)
+    plet = 1000 * (np.sin(phase) + 0.4 * np.sin(2 * phase + 0.8) + 0.15 * np.sin(3 * phase))
+    temp = p["temperature_c"] + 0.1 * rng.standard_normal() + 0.05 * slow[2] + 0.002 * t
+    resp += 10.0 * rng.standard_normal(N_SAMPLES)
+    return np.vstack([emg, gsr, resp, plet, temp])  # (6, T)
+
+
+# --- public generation -------------------------------------------------------------------------
+
+def generate_subject(subject_index: int, config: SynthConfig = DEFAULT) -> dict[str, np.ndarray]:
+    """Generate one synthetic subject in DEAP's layout.
+
+    Parameters
+    ----------
+    subject_index : int
+        0-based index (``s01`` is 0). It may exceed ``config.n_subjects``.
+    config : SynthConfig
+
+    Returns
+    -------
+    dict
+        ``data`` (n_trials, 40, 8064) float64, microvolts for EEG and EOG;
+        ``labels`` (n_trials, 4) float64 ratings (valence, arousal, dominance, liking) in [1, 9];
+        ``latent`` (n_trials, 2) the latent valence and arousal that drive the signals (not
+        written to the files).
+    """
+    if subject_index < 0:
+        raise SyntheticDataError(f"subject_index must be >= 0, got {subject_index}")
+    params_seq, ratings_seq, trials_seq = _subject_seed(subject_index, config).spawn(3)
+    p = _draw_subject(np.random.default_rng(params_seq), config)
+    latent, labels = _ratings(np.random.default_rng(ratings_seq), config)  # (n, 2), (n, 4)
+    scaled = (latent - 5.0) / 4.0  # (n_trials, 2) in [-1, 1]
+    spectra = _source_spectra(p)  # (n_sources, N_FREQ)
+    data = np.empty((config.n_trials, N_CHANNELS, N_SAMPLES))  # (n_trials, 40, 8064)
+    for k, seq in enumerate(trials_seq.spawn(config.n_trials)):
+        rng = np.random.default_rng(seq)
+        eog, blink = _eog_trial(rng, p, config, scaled[k])  # (2, T), (T,)
+        data[k, :32] = _eeg_trial(rng, p, config, scaled[k], spectra, blink)
+        data[k, 32:34] = eog
+        data[k, 34:] = _peripheral_trial(rng, p)
+    return {"data": data, "labels": labels, "latent": latent}
+
+
+def _subject_path(folder: Path, subject_index: int) -> Path:
+    return folder / f"s{subject_index + 1:02d}.dat"
+
+
+def _read_config(folder: Path) -> dict | None:
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # unreadable: treated as "another config"
+
+
+def _same_data(stored: dict | None, config: SynthConfig) -> bool:
+    """True when ``stored`` describes the same subjects (n_subjects may differ)."""
+    if not stored:
+        return False
+    want = config.to_json()
+    return {k: v for k, v in stored.items() if k != "n_subjects"} == \
+           {k: v for k, v in want.items() if k != "n_subjects"}
+
+
+def _write_config(folder: Path, config: SynthConfig) -> None:
+    tmp = folder / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    tmp.replace(folder / CONFIG_FILE)
+
+
+def _prepare_folder(folder: Path, config: SynthConfig, overwrite: bool) -> bool:
+    """Make ``folder`` ready for ``config``; return True when existing files may be kept."""
+    subject_files = sorted(p for p in folder.glob("s*.*") if _FILE_RE.match(p.name))
+    stored = _read_config(folder)
+    if stored is None and subject_files:
+        raise SyntheticDataError(
+            f"{folder}: holds sNN files that kdlib did not write (no {CONFIG_FILE}); "
+            "refusing to touch them: choose another folder or delete them yourself")
+    reuse = _same_data(stored, config) and not overwrite
+    wanted = {_subject_path(folder, i).name for i in range(config.n_subjects)}
+    for path in subject_files:  # ours: drop stale subjects before marking the new config
+        if not reuse or path.name not in wanted:
+            path.unlink()
+    _write_config(folder, config)
+    return reuse
+
+
+def write_dataset(out_dir=None, config: SynthConfig = DEFAULT, overwrite: bool = False,
+                  progress: bool = True) -> list[Path]:
+    """Write ``config.n_subjects`` synthetic subjects as DEAP-format ``sNN.dat`` files.
+
+    Parameters
+    ----------
+    out_dir : path-like, optional
+        Target folder; default :func:`kdlib.paths.synthetic_dir` (``data/synthetic``).
+    config : SynthConfig
+        A preset (:data:`SMOKE`, :data:`DEFAULT`, :data:`FULL`) or your own.
+    overwrite : bool
+        Regenerate every file even when the folder already matches ``config``.
+    progress : bool
+        Show a tqdm bar over subjects (on stderr).
+
+    Returns
+    -------
+    list of Path
+        ``s01.dat`` ... in subject order.
+
+    Notes
+    -----
+    The folder is a cache of a deterministic function of the config, so the rules are:
+
+    * The config is stored as ``synthetic_config.json`` beside the files. Files written
+      with the same config (and generator version) are kept and only missing subjects are
+      generated; asking for fewer subjects removes the extra files.
+    * A folder written by this generator with *another* config is regenerated: its ``sNN``
+      files are deleted first, then the new config is recorded, then the files are written
+      (one at a time, atomically), so an interrupted run resumes correctly.
+    * A folder holding ``sNN.dat``/``sNN.mat`` files but no ``synthetic_config.json`` (for
+      example a real DEAP copy) is never touched: :class:`SyntheticDataError` is raised,
+      even with ``overwrite=True``.
+    """
+    from tqdm import tqdm
+
+    from ..paths import resolve, synthetic_dir
+
+    folder = resolve(out_dir, synthetic_dir())
+    if folder.exists() and not folder.is_dir():
+        raise SyntheticDataError(f"{folder}: exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    reuse = _prepare_folder(folder, config, overwrite)
+    paths = [_subject_path(folder, i) for i in range(config.n_subjects)]
+    for i, path in enumerate(tqdm(paths, desc="synthetic subjects", unit="subject",
+                                  disable=not progress)):
+        if reuse and path.is_file():
+            continue
+        arrays = generate_subject(i, config)
+        save_dat(path, arrays["data"], arrays["labels"])
+    return paths
+
+
+# --- description -------------------------------------------------------------------------------
+
+def describe(config: SynthConfig = DEFAULT):
+    """A table of what the synthetic data set builds in, for the notebooks.
+
+    Parameters
+    ----------
+    config : SynthConfig
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per component: ``signal``, ``channels``, ``model``, ``emotion effect`` (with
+        the knob values of ``config``). All effects are design choices, not facts.
+    """
+    import pandas as pd
+
+    c = config
+    rows = [
+        ("size", "-", f"{c.n_subjects} subjects x {c.n_trials} trials x 40 channels x "
+         f"{N_SAMPLES} samples at {FS:g} Hz (3 s baseline + 60 s trial), seed {c.seed}", "-"),
+        ("ratings", "labels", f"latent evenly over 5 +- {c.latent_spread:g}, rating = latent + "
+         f"N(0, {c.rating_noise_sd:g}^2), clipped to [1, 9]; dominance and liking follow "
+         "valence loosely", "signals follow the latent, not the rating"),
+        ("EEG background", "EEG 1-32", f"1/f^chi, chi ~ N({c.exponent_mean:g}, "
+         f"{c.exponent_sd:g}^2) per subject, {c.background_rms_uv:g} uV RMS, spatial "
+         f"correlation exp(-d / {c.spatial_length_m:g} m)", "none"),
+        ("theta", "Fz (frontal midline)", f"~6 Hz, {c.theta_rms_uv:g} uV RMS, bursting",
+         f"arousal +{c.arousal_theta:g}"),
+        ("posterior alpha", "PO3, PO4", f"peak {c.alpha_peak_range_hz[0]:g}-"
+         f"{c.alpha_peak_range_hz[1]:g} Hz per subject, {c.alpha_posterior_rms_uv:g} uV RMS",
+         f"arousal -{c.arousal_posterior_alpha:g}"),
+        ("frontal alpha", "F3, F4", f"same peak, {c.alpha_frontal_rms_uv:g} uV RMS",
+         f"valence: left -{c.valence_alpha_asymmetry / 2:g}, right "
+         f"+{c.valence_alpha_asymmetry / 2:g} (asymmetry)"),
+        ("central beta", "C3, C4", f"~20 Hz, {c.beta_rms_uv:g} uV RMS",
+         f"arousal +{c.arousal_beta:g}"),
+        ("temporal beta / gamma", "T7, T8", f"~22 Hz {c.temporal_beta_rms_uv:g} uV, ~36 Hz "
+         f"{c.gamma_rms_uv:g} uV", f"valence +{c.valence_temporal_beta:g}, gamma also "
+         f"arousal +{c.arousal_beta / 2:g}"),
+        ("EEG nuisance", "EEG 1-32", f"slow amplitude fluctuation SD {c.fluctuation_sd:g}, "
+         f"per-trial gain SD {c.trial_state_sd:g} (whole trial) and {c.stimulus_state_sd:g} "
+         f"(video only), subject effect jitter SD {c.effect_jitter_sd:g}", "none"),
+        ("EEG processing", "EEG 1-32", "4-45 Hz band-pass and common average reference "
+         f"(as DEAP's preprocessed release), blink residual {c.blink_leakage:g} on Fp1/Fp2",
+         "effects start after the 3 s baseline"),
+        ("blinks", "vEOG (5 % on hEOG)", f"{c.blink_rate_hz * 60:g} / min, "
+         f"{c.blink_amp_range_uv[0]:g}-{c.blink_amp_range_uv[1]:g} uV, "
+         f"{c.blink_dur_range_s[0]:g}-{c.blink_dur_range_s[1]:g} s",
+         f"arousal: rate +{c.arousal_blink_rate:g}, amplitude +{c.arousal_blink_amp:g}"),
+        ("saccades", "hEOG (30 % on vEOG)", f"{c.saccade_rate_hz:g} / s, gaze SD "
+         f"{c.saccade_amp_uv:g} uV", f"valence: rate +{c.valence_saccade_rate:g}"),
+        ("EOG drift", "hEOG, vEOG", f"unfiltered: DC offset SD {c.eog_offset_uv:g} uV, drift "
+         f"{c.eog_drift_uv:g} uV RMS below 1 Hz, linear trend, noise {c.eog_noise_uv:g} uV",
+         "none"),
+        ("peripheral", "35-40", "EMG noise, skin conductance with responses, breathing, pulse, "
+         "temperature", "none (not modelled)"),
+    ]
+    table = pd.DataFrame(rows, columns=["signal", "channels", "model", "emotion effect"])
+    table.attrs["note"] = ("Synthetic data: effects are log amplitude gains per unit scaled "
+                           "latent (latent - 5) / 4, chosen as knobs, not facts about real EEG.")
+    return table
+
+
+# --- command line ------------------------------------------------------------------------------
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one line (no usage dump)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(
+        prog="python -m kdlib.data.synthetic",
+        description="Write the synthetic DEAP-format data set (sNN.dat files). The data is "
+                    "synthetic: its emotion effects are built in, not measured.")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: $KDLIB_DATA_DIR/synthetic, i.e. data/synthetic)")
+    p.add_argument("--preset", default="default", choices=sorted(PRESETS),
+                   help="size preset: smoke (3 subjects), default (8), full (32, DEAP's size)")
+    p.add_argument("--subjects", type=int, default=None,
+                   help="number of subjects, overrides the preset (1-99)")
+    p.add_argument("--trials", type=int, default=None,
+                   help="trials per subject, overrides the preset (>= 2; DEAP has 40)")
+    p.add_argument("--seed", type=int, default=None, help="master random seed (default 0)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="regenerate files even if the folder already matches the config")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary line")
+    return p
+
+
+def main(argv=None) -> int:
+    """Command-line entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    changes = {k: v for k, v in (("n_subjects", args.subjects), ("n_trials", args.trials),
+                                 ("seed", args.seed)) if v is not None}
+    try:
+        config = replace(PRESETS[args.preset], **changes)
+        start = time.perf_counter()
+        paths = write_dataset(args.out, config, overwrite=args.overwrite,
+                              progress=not args.quiet)
+    except (SyntheticDataError, OSError) as exc:
+        print(f"python -m kdlib.data.synthetic: error: {exc}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"{len(paths)} subjects in {paths[0].parent} "
+              f"({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Shared fixtures: small DEAP-format folders written with kdlib's own writer."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/_py2pickle.py
+
+from kdlib.data import deap  # noqa: E402
+
+
+def random_subject(seed: int, n_trials: int = 6) -> dict[str, np.ndarray]:
+    """DEAP-shaped arrays: noise in µV, ratings spread over 1-9."""
+    rng = np.random.default_rng(seed)
+    data = rng.normal(0.0, 10.0, size=(n_trials, deap.N_CHANNELS, deap.N_SAMPLES))
+    labels = rng.uniform(1.0, 9.0, size=(n_trials, 4))
+    return {"data": data, "labels": labels}
+
+
+@pytest.fixture
+def deap_dir(tmp_path) -> Path:
+    """A folder with three small DEAP-format subjects s01-s03 (6 trials each)."""
+    folder = tmp_path / "deap"
+    for i in (1, 2, 3):
+        arrays = random_subject(i)
+        deap.save_dat(folder / f"s{i:02d}.dat", arrays["data"], arrays["labels"])
+    return folder
