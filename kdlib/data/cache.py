@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import paths
+from ..io import atomic_write
 from . import deap
 from .windows import DEFAULT, PrepConfig, WindowSet, concat_windows, make_windows
 
@@ -59,18 +59,11 @@ def cache_key(source: str | os.PathLike, config: PrepConfig) -> str:
 
 def save_entry(path: Path, ws: WindowSet) -> Path:
     """Write one subject's windows atomically as an uncompressed ``.npz``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, eeg=ws.eeg, eog=ws.eog, ratings=ws.ratings, subject=ws.subject, trial=ws.trial,
-                     start_s=ws.start_s, fs=np.float64(ws.fs), eeg_channels=np.array(ws.eeg_channels),
-                     eog_channels=np.array(ws.eog_channels), threshold=np.float64(ws.threshold),
-                     rule=np.array(ws.rule), rating_names=np.array(ws.rating_names))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        np.savez(fh, eeg=ws.eeg, eog=ws.eog, ratings=ws.ratings, subject=ws.subject, trial=ws.trial,
+                 start_s=ws.start_s, fs=np.float64(ws.fs), eeg_channels=np.array(ws.eeg_channels),
+                 eog_channels=np.array(ws.eog_channels), threshold=np.float64(ws.threshold),
+                 rule=np.array(ws.rule), rating_names=np.array(ws.rating_names))
     return path
 
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_write
 from .recording import RATING_NAMES, Recording
 
 __all__ = [
@@ -249,16 +249,8 @@ def save_dat(path: str | os.PathLike, data: np.ndarray, labels: np.ndarray) -> P
     """
     path = Path(path)
     validate_deap_arrays(data, labels, source=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump({"labels": np.ascontiguousarray(labels),
-                         "data": np.ascontiguousarray(data)}, fh, protocol=4)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        pickle.dump({"labels": np.ascontiguousarray(labels), "data": np.ascontiguousarray(data)}, fh, protocol=4)
     return path
 
 

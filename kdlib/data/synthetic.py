@@ -57,6 +57,15 @@ Peripheral channels 35-40 (zEMG, tEMG, GSR, respiration, plethysmograph, tempera
     breathing and pulse waves in arbitrary units, skin temperature in deg C). They are **not**
     modelled for emotion and carry no information about the ratings.
 
+How hard is it?
+    Measured with the :data:`DEFAULT` knobs (8 subjects, 3 seeds; and 32 subjects): per
+    subject, log band powers of 4 s windows after the baseline, logistic regression, 5-fold
+    cross-validation grouped by trial, labels "rating > 5". EEG features reach about 69-72 %
+    window accuracy for valence and about 71 % for arousal, EOG features about 59-61 % for
+    both, against a majority class of 53-54 %; shuffled labels give 50 %. These figures are
+    set by the knobs above. On real DEAP, leakage-free EEG results are lower (roughly 51-66 %):
+    do not read the synthetic numbers as a target for the real data.
+
 Determinism: the same :class:`SynthConfig` gives byte-identical arrays. Subject ``i`` draws
 from ``np.random.SeedSequence(seed).spawn(...)[i]``, so it does not depend on how many
 subjects are written, and subjects are statistically independent.
@@ -146,7 +155,7 @@ class SynthConfig:
     # EEG rhythms (RMS at the electrode nearest the generator, before CAR)
     theta_rms_uv: float = 3.0  # frontal-midline theta, uV
     alpha_posterior_rms_uv: float = 8.0  # posterior alpha (each hemisphere), uV
-    alpha_frontal_rms_uv: float = 3.5  # frontal alpha (each hemisphere), uV
+    alpha_frontal_rms_uv: float = 5.0  # frontal alpha (each hemisphere), uV
     beta_rms_uv: float = 2.5  # central beta (each hemisphere), uV
     temporal_beta_rms_uv: float = 2.0  # temporal beta (each hemisphere), uV
     gamma_rms_uv: float = 0.8  # temporal gamma (each hemisphere), uV
@@ -158,11 +167,11 @@ class SynthConfig:
     stimulus_state_sd: float = 0.15  # per-trial log gain during the video only (not emotion)
 
     # emotion effects on EEG (log gain per unit scaled latent; after the baseline only)
-    valence_alpha_asymmetry: float = 0.35  # left-minus-right frontal alpha, lower with valence
-    valence_temporal_beta: float = 0.2  # temporal beta and gamma, higher with valence
-    arousal_posterior_alpha: float = 0.3  # posterior alpha, lower with arousal
-    arousal_beta: float = 0.25  # central beta, higher with arousal
-    arousal_theta: float = 0.15  # frontal-midline theta, higher with arousal
+    valence_alpha_asymmetry: float = 1.0  # left-minus-right frontal alpha, lower with valence
+    valence_temporal_beta: float = 0.5  # temporal beta and gamma, higher with valence
+    arousal_posterior_alpha: float = 0.5  # posterior alpha, lower with arousal
+    arousal_beta: float = 0.4  # central beta, higher with arousal
+    arousal_theta: float = 0.25  # frontal-midline theta, higher with arousal
     effect_jitter_sd: float = 0.3  # between-subject SD of log effect sizes
     onset_ramp_s: float = 1.0  # effects fade in over this time after the baseline, s
 
@@ -172,9 +181,9 @@ class SynthConfig:
     blink_dur_range_s: tuple[float, float] = (0.2, 0.4)  # subject blink duration, uniform
     saccade_rate_hz: float = 1.0  # mean saccade rate
     saccade_amp_uv: float = 40.0  # SD of the horizontal gaze position, uV (vertical: 30 %)
-    arousal_blink_rate: float = 0.4  # log blink rate per unit scaled arousal
+    arousal_blink_rate: float = 0.7  # log blink rate per unit scaled arousal
     arousal_blink_amp: float = 0.1  # log blink amplitude per unit scaled arousal
-    valence_saccade_rate: float = 0.3  # log saccade rate per unit scaled valence
+    valence_saccade_rate: float = 0.6  # log saccade rate per unit scaled valence
     eog_trial_sd: float = 0.2  # per-trial log SD of blink and saccade rates (not emotion)
     eog_offset_uv: float = 150.0  # SD of the DC offset per subject and channel, uV
     eog_drift_uv: float = 30.0  # RMS of the slow drift (< 1 Hz), uV
@@ -182,17 +191,22 @@ class SynthConfig:
     blink_leakage: float = 0.02  # share of the blink left in Fp1/Fp2 after artefact removal
 
     def __post_init__(self):
-        if self.n_subjects < 1 or self.n_subjects > 99:
+        if not 1 <= self.n_subjects <= 99:
             raise SyntheticDataError(f"n_subjects must be 1-99, got {self.n_subjects}")
         if self.n_trials < 2:
             raise SyntheticDataError(f"n_trials must be at least 2, got {self.n_trials}")
+        if self.seed < 0:
+            raise SyntheticDataError(f"seed must be >= 0, got {self.seed}")
         if not 0 <= self.latent_spread <= 4:
             raise SyntheticDataError(f"latent_spread must be in [0, 4], got {self.latent_spread}")
-        negative = [f.name for f in fields(self)
-                    if isinstance(getattr(self, f.name), float) and getattr(self, f.name) < 0
-                    and not f.name.startswith(("valence_", "arousal_"))]
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        negative = [k for k, v in values.items()  # effects may be negative (reversed sign)
+                    if not k.startswith(("valence_", "arousal_")) and np.any(np.asarray(v) < 0)]
         if negative:
             raise SyntheticDataError(f"these knobs must not be negative: {negative}")
+        unordered = [k for k, v in values.items() if isinstance(v, tuple) and v[0] > v[1]]
+        if unordered:
+            raise SyntheticDataError(f"these ranges must be (low, high): {unordered}")
         if not 0 <= self.sensor_noise_frac <= 1:
             raise SyntheticDataError("sensor_noise_frac must be in [0, 1]")
 
@@ -221,8 +235,8 @@ _SOURCES: tuple[_Source, ...] = (
     _Source("theta_fm", "theta", "Fz", 0.045),
     _Source("alpha_post_L", "alpha_posterior", "PO3", 0.05),
     _Source("alpha_post_R", "alpha_posterior", "PO4", 0.05),
-    _Source("alpha_front_L", "alpha_frontal_L", "F3", 0.035),
-    _Source("alpha_front_R", "alpha_frontal_R", "F4", 0.035),
+    _Source("alpha_front_L", "alpha_frontal_L", "F3", 0.045),
+    _Source("alpha_front_R", "alpha_frontal_R", "F4", 0.045),
     _Source("beta_central_L", "beta", "C3", 0.035),
     _Source("beta_central_R", "beta", "C4", 0.035),
     _Source("beta_temporal_L", "temporal_beta", "T7", 0.035),
@@ -282,7 +296,8 @@ def _bandpass_gain(lo: float = 4.0, hi: float = 45.0, edge: float = 1.0) -> np.n
 
 
 _BANDPASS = _bandpass_gain()  # (N_FREQ,)
-_IN_BAND = np.flatnonzero(_BANDPASS > 0)  # bins the EEG can occupy
+_BAND = slice(int(np.flatnonzero(_BANDPASS)[0]), int(np.flatnonzero(_BANDPASS)[-1]) + 1)
+_FRONTOPOLAR = [EEG_CHANNELS.index("Fp1"), EEG_CHANNELS.index("Fp2")]
 
 
 def _onset_ramp(ramp_s: float) -> np.ndarray:
@@ -420,7 +435,11 @@ def _ratings(rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, np
 
 def _eeg_trial(rng, p: dict, cfg: SynthConfig, v: np.ndarray, spectra: np.ndarray,
                blink: np.ndarray) -> np.ndarray:
-    """(32, N_SAMPLES) EEG of one trial; ``v`` = scaled (valence, arousal) latent."""
+    """(32, N_SAMPLES) EEG of one trial; ``v`` = scaled (valence, arousal) latent.
+
+    Everything after the rhythm gains is linear, so it is done on the in-band rfft bins only:
+    projection to the scalp, background, blink residual, band-pass and average reference.
+    """
     ramp = _onset_ramp(cfg.onset_ramp_s)  # (T,)
     # rhythms: narrow-band noise x slowly varying gain x emotion gain after the baseline
     z = rng.standard_normal((2, N_SOURCES, N_FREQ))
@@ -431,23 +450,29 @@ def _eeg_trial(rng, p: dict, cfg: SynthConfig, v: np.ndarray, spectra: np.ndarra
     log_gain = (cfg.fluctuation_sd * _slow_noise(rng, N_SOURCES, cfg.fluctuation_hz)
                 + state[:, None] + stim[:, None] * ramp)  # (n_src, T)
     sources = osc * (p["amplitude_uv"][:, None] * np.exp(log_gain))  # (n_src, T)
-    eeg = _source_patterns() @ sources  # (32, T)
-    eeg[[EEG_CHANNELS.index("Fp1"), EEG_CHANNELS.index("Fp2")]] += cfg.blink_leakage * blink
-    spec = np.fft.rfft(eeg, axis=1)  # (32, N_FREQ)
-    spec[:, _IN_BAND] += _background(rng, p, cfg)
-    spec *= _BANDPASS
+    src = np.fft.rfft(sources, axis=1)[:, _BAND]  # (n_src, n_band)
+    spec = _real_matmul(_source_patterns(), src) + _background(rng, p, cfg)  # (32, n_band)
+    spec[_FRONTOPOLAR] += cfg.blink_leakage * np.fft.rfft(blink)[_BAND]
+    spec *= _BANDPASS[_BAND]
     spec -= spec.mean(axis=0, keepdims=True)  # common average reference
-    return np.fft.irfft(spec, n=N_SAMPLES)  # (32, T)
+    full = np.zeros((len(EEG_CHANNELS), N_FREQ), dtype=complex)  # (32, N_FREQ)
+    full[:, _BAND] = spec
+    return np.fft.irfft(full, n=N_SAMPLES)  # (32, T)
+
+
+def _real_matmul(a: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``a @ z`` for real ``a`` and complex ``z`` through two real (BLAS) products."""
+    return (a @ z.real) + 1j * (a @ z.imag)
 
 
 def _background(rng, p: dict, cfg: SynthConfig) -> np.ndarray:
-    """(32, n_in_band) spectrum of the spatially correlated 1/f^chi background."""
-    f = FREQS[_IN_BAND]
-    amp = f ** (-p["exponent"] / 2) * _BANDPASS[_IN_BAND]  # magnitude ~ sqrt(1/f^chi)
+    """(32, n_band) in-band spectrum of the spatially correlated 1/f^chi background."""
+    f = FREQS[_BAND]
+    amp = f ** (-p["exponent"] / 2)  # magnitude ~ sqrt(1/f^chi); band-passed by the caller
     amp *= cfg.background_rms_uv * N_SAMPLES / (2.0 * np.sqrt(np.sum(amp**2)))
-    z = rng.standard_normal((2, len(EEG_CHANNELS), len(f)))
-    white = (z[0] + 1j * z[1]) * amp  # (32, n_in_band), independent per row
-    return _spatial_mixing(cfg.spatial_length_m, cfg.sensor_noise_frac) @ white
+    z = rng.standard_normal((2, len(EEG_CHANNELS), len(f)))  # independent per row
+    mixing = _spatial_mixing(cfg.spatial_length_m, cfg.sensor_noise_frac)  # (32, 32)
+    return _real_matmul(mixing, z[0] + 1j * z[1]) * amp
 
 
 def _event_times(rng, rate_base: float, rate_stim: float) -> np.ndarray:
@@ -562,6 +587,8 @@ def generate_subject(subject_index: int, config: SynthConfig = DEFAULT) -> dict[
         data[k, 34:] = _peripheral_trial(rng, p)
     return {"data": data, "labels": labels, "latent": latent}
 
+
+# --- writing -----------------------------------------------------------------------------------
 
 def _subject_path(folder: Path, subject_index: int) -> Path:
     return folder / f"s{subject_index + 1:02d}.dat"
@@ -741,7 +768,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Write the synthetic DEAP-format data set (sNN.dat files). The data is "
                     "synthetic: its emotion effects are built in, not measured.")
     p.add_argument("--out", default=None,
-                   help="output folder (default: $KDLIB_DATA_DIR/synthetic, i.e. data/synthetic)")
+                   help="output folder; a relative path is taken from the project root "
+                        "(default: $KDLIB_DATA_DIR/synthetic, i.e. data/synthetic)")
     p.add_argument("--preset", default="default", choices=sorted(PRESETS),
                    help="size preset: smoke (3 subjects), default (8), full (32, DEAP's size)")
     p.add_argument("--subjects", type=int, default=None,
