@@ -1,0 +1,90 @@
+# kdlib: the two commands are `make run` (full reproduction) and `make test` (what CI runs).
+# Both create .venv and install what they need on first use; a second call reuses it.
+# `make help` lists every target.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# -qq: errors only (pip's and setuptools' warnings about the machine's indexes are noise here)
+PIP := $(PY) -m pip -qq --disable-pip-version-check
+STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
+KERNEL := kdlib
+
+# Synthetic DEAP-format data set (kdlib.data.synthetic): one preset at a time in data/synthetic/,
+# marked by a stamp file; switching preset regenerates it. SYNTH_ARGS adds --subjects/--trials/--seed.
+SYNTH_DIR := data/synthetic
+RUN_PRESET ?= default
+TEST_PRESET ?= smoke
+SYNTH_ARGS ?=
+
+# `make run DATASET=deap` runs on your DEAP copy ($KDLIB_DEAP_DIR) instead of the synthetic set;
+# NB_ARGS passes more notebook parameters, e.g. NB_ARGS="-p DATA_DIR /path/to/deap -p SEED 1".
+DATASET ?= synthetic
+NB_ARGS ?=
+RUN_DATA := $(if $(filter synthetic,$(DATASET)),$(SYNTH_DIR)/.preset-$(RUN_PRESET))
+
+NB_SOURCES := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
+NB_BUILT := $(patsubst notebooks/%,build/notebooks/%,$(NB_SOURCES))
+
+.PHONY: help venv data run test strip bench lab clean distclean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  make \1\t/' | expand -t 18
+
+venv: $(STAMP)  ## create .venv, install kdlib[dev] and register the 'kdlib' Jupyter kernel
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "kdlib (.venv)"
+	touch $@
+
+$(SYNTH_DIR)/.preset-%: $(wildcard kdlib/data/synthetic.py) | $(STAMP)
+	rm -rf $(SYNTH_DIR)
+	$(PY) -m kdlib.data.synthetic --out $(SYNTH_DIR) --preset $* --quiet $(SYNTH_ARGS)
+	@echo "synthetic data set (preset $*) written to $(SYNTH_DIR)/"
+	touch $@
+
+data: $(SYNTH_DIR)/.preset-$(RUN_PRESET)  ## write the synthetic data set (RUN_PRESET=default)
+
+run: $(STAMP) $(RUN_DATA)  ## execute every notebook in full mode into build/notebooks/
+	$(PY) -m kdlib.notebooks --full -p DATASET $(DATASET) $(NB_ARGS)
+
+test: $(STAMP) $(SYNTH_DIR)/.preset-$(TEST_PRESET)  ## unit tests, smoke notebooks, nbval re-run, nbstripout check
+	$(PY) -m pytest tests -m "not notebooks" -p no:cacheprovider -q
+	$(PY) -m kdlib.notebooks --smoke
+	@test -n "$(NB_BUILT)" || { echo "make test: no notebooks/NN_*.ipynb to check" >&2; exit 1; }
+	$(PY) -m pytest --nbval $(NB_BUILT) --nbval-kernel-name $(KERNEL) \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q
+	$(VENV)/bin/nbstripout --verify --keep-id notebooks/*.ipynb
+
+strip: $(STAMP)  ## remove outputs from notebooks/*.ipynb before committing (keeps tags and cell ids)
+	$(VENV)/bin/nbstripout --keep-id notebooks/*.ipynb
+
+$(BENCH_STAMP): $(STAMP)
+	$(PIP) install -e '.[dev,bench]'
+	touch $@
+
+bench: $(BENCH_STAMP)  ## run every benchmarks/*.py (results go to benchmarks/results/)
+	@shopt -s nullglob; scripts=(benchmarks/*.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "no benchmark scripts in benchmarks/"; exit 0; fi; \
+	for script in "$${scripts[@]}"; do echo "== $$script"; $(PY) "$$script"; done
+
+lab: $(STAMP) $(SYNTH_DIR)/.preset-$(RUN_PRESET)  ## open JupyterLab on the notebooks
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:  ## remove build/ and caches (keeps data/ and .venv)
+	rm -rf build .pytest_cache .hypothesis kdlib.egg-info
+	find . \( -path ./$(VENV) -o -path ./.git -o -path ./benchmarks/.bench-venv \) -prune -o \
+	    -type d \( -name __pycache__ -o -name .ipynb_checkpoints \) -prune -exec rm -rf {} +
+
+distclean: clean  ## also remove data/ (generated data and caches) and .venv
+	rm -rf data $(VENV)
