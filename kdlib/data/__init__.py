@@ -3,6 +3,8 @@
 Introduced in ``notebooks/01_data_preparation.ipynb``. Rooms:
 
 * :mod:`kdlib.data.deap`      -- DEAP's preprocessed ``sNN.dat`` / ``sNN.mat`` files, safely loaded
+* :mod:`kdlib.data.deap_bdf`  -- DEAP's original ``sNN.bdf`` recordings (512 Hz, Status triggers)
+* :mod:`kdlib.data.custom`    -- bring your own data: any MNE-readable recording + a manifest
 * :mod:`kdlib.data.synthetic` -- the embedded default: a synthetic set written in DEAP's format
 * :mod:`kdlib.data.recording` -- :class:`Recording`, one subject's trials, and its MNE views
 * :mod:`kdlib.data.mne_io`    -- any MNE-readable recording -> Recording; EOG blinks
@@ -20,21 +22,43 @@ from .. import paths
 from .recording import Recording
 from .windows import DEFAULT, PrepConfig, WindowSet
 
-__all__ = ["Recording", "WindowSet", "PrepConfig", "DATASETS", "dataset_dir", "load_windows"]
+__all__ = ["Recording", "WindowSet", "PrepConfig", "DATASETS", "dataset_dir", "manifest_path", "load_windows"]
 
-DATASETS = ("synthetic", "deap")
+DATASETS = ("synthetic", "deap", "custom")
 
 
-def dataset_dir(dataset: str = "synthetic", data_dir: str | os.PathLike | None = None) -> Path:
-    """The folder of DEAP-format subject files for ``dataset``.
+def manifest_path(manifest: str | os.PathLike | None) -> Path:
+    """A custom data set's manifest file, made absolute against the project root.
+
+    Raises
+    ------
+    FileNotFoundError
+        No manifest given, or the file does not exist.
+    """
+    hint = "describe your recordings in a manifest (see kdlib.data.custom) and pass manifest=FILE"
+    if manifest is None or str(manifest) == "":
+        raise FileNotFoundError(f"dataset 'custom' needs a manifest: {hint}")
+    path = paths.resolve(manifest, Path())
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: manifest not found; {hint}")
+    return path
+
+
+def dataset_dir(dataset: str = "synthetic", data_dir: str | os.PathLike | None = None, *,
+                manifest: str | os.PathLike | None = None) -> Path:
+    """The folder of ``dataset``'s subject files.
 
     Parameters
     ----------
-    dataset : {'synthetic', 'deap'}
+    dataset : {'synthetic', 'deap', 'custom'}
         ``synthetic``: the kit's generated set (default ``data/synthetic``).
         ``deap``: a real DEAP copy: ``data_dir``, else ``$KDLIB_DEAP_DIR``.
+        ``custom``: your own recordings: the folder of ``manifest``.
     data_dir : path-like, optional
         Overrides the default folder (relative paths are taken from the project root).
+        Not used by ``custom``.
+    manifest : path-like, optional
+        The manifest (YAML or TOML) of a ``custom`` data set; required for it.
 
     Raises
     ------
@@ -43,6 +67,8 @@ def dataset_dir(dataset: str = "synthetic", data_dir: str | os.PathLike | None =
     """
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose from {DATASETS}")
+    if dataset == "custom":
+        return manifest_path(manifest).parent
     if dataset == "synthetic":
         folder = paths.resolve(data_dir, paths.synthetic_dir())
         hint = "write it with `python -m kdlib.data.synthetic` (or `make run`)"
@@ -59,12 +85,19 @@ def dataset_dir(dataset: str = "synthetic", data_dir: str | os.PathLike | None =
 
 
 def load_windows(dataset: str = "synthetic", data_dir: str | os.PathLike | None = None, subjects=None,
-                 config: PrepConfig = DEFAULT, use_cache: bool = True, progress: bool = True) -> WindowSet:
-    """Prepared windows of a DEAP-format data set, through the disk cache.
+                 config: PrepConfig = DEFAULT, use_cache: bool = True, progress: bool = True, *,
+                 manifest: str | os.PathLike | None = None) -> WindowSet:
+    """Prepared windows of a data set, through the disk cache.
 
-    See :func:`kdlib.data.cache.prepare_dataset` for the parameters.
+    See :func:`kdlib.data.cache.prepare_dataset` for the parameters; ``dataset="custom"``
+    takes ``manifest=`` instead of ``data_dir`` (:func:`kdlib.data.custom.prepare_custom`).
     """
     from .cache import prepare_dataset
 
+    if dataset == "custom":
+        from .custom import prepare_custom
+
+        return prepare_custom(manifest_path(manifest), config, subjects=subjects, use_cache=use_cache,
+                              progress=progress)
     return prepare_dataset(dataset_dir(dataset, data_dir), config, subjects=subjects,
                            use_cache=use_cache, progress=progress)

@@ -3,9 +3,12 @@
 Introduced in ``notebooks/01_data_preparation.ipynb``.
 
 One cache entry per subject: ``<cache_dir>/<subject>-<key>.npz`` (uncompressed), where ``key``
-hashes the :class:`~kdlib.data.windows.PrepConfig`, the cache format version and a fingerprint
-of the source file (name, size, modification time and its first and last 64 KiB). A changed
-file or setting gives a new key, so a stale entry is never read. Entries are written
+hashes the :class:`~kdlib.data.windows.PrepConfig`, the cache format version, a fingerprint
+of every source file of the subject (name, size, modification time and its first and last
+64 KiB) and, for the bring-your-own-data path, a text describing everything else that shapes
+the result (the manifest's preprocessing, channel map and trial rows: see
+:mod:`kdlib.data.custom`). A changed file or setting gives a new key, so a stale entry is
+never read. Entries are written
 atomically (temporary file, then rename): an interrupted run leaves either a whole entry or
 none, and a second run reads what the first one finished.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +27,11 @@ from tqdm.auto import tqdm
 from .. import paths
 from ..io import atomic_write
 from . import deap
+from .recording import Recording
 from .windows import DEFAULT, PrepConfig, WindowSet, concat_windows, make_windows
 
-__all__ = ["CACHE_VERSION", "file_fingerprint", "cache_key", "prepare_subject", "prepare_dataset",
-           "load_entry", "save_entry"]
+__all__ = ["CACHE_VERSION", "file_fingerprint", "cache_key", "cached_windows", "prepare_subject",
+           "prepare_dataset", "load_entry", "save_entry"]
 
 CACHE_VERSION = 1  # bump when the preparation code changes what it produces
 _EDGE = 64 * 1024
@@ -50,10 +55,27 @@ def file_fingerprint(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def cache_key(source: str | os.PathLike, config: PrepConfig) -> str:
-    """The cache key of one subject file under one preparation config (16 hex digits)."""
+def cache_key(source: str | os.PathLike | Sequence[str | os.PathLike], config: PrepConfig,
+              *, extra: str = "") -> str:
+    """The cache key of one subject under one preparation config (16 hex digits).
+
+    Parameters
+    ----------
+    source : path-like or sequence of path-like
+        The subject's source file (DEAP: one ``sNN.dat``), or all of them, in a fixed order.
+    config : PrepConfig
+    extra : str
+        Anything else the result depends on (e.g. a manifest's preprocessing), as text.
+        Empty for DEAP files, whose keys are unchanged by this argument.
+    """
+    sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if not sources:
+        raise ValueError("cache_key: no source file")
+    fingerprints = "|".join(file_fingerprint(p) for p in sources)
     h = hashlib.blake2b(digest_size=8)
-    h.update(f"v{CACHE_VERSION}|{config.to_json()}|{file_fingerprint(source)}".encode())
+    h.update(f"v{CACHE_VERSION}|{config.to_json()}|{fingerprints}".encode())
+    if extra:
+        h.update(f"|{extra}".encode())
     return h.hexdigest()
 
 
@@ -80,6 +102,45 @@ def load_entry(path: Path) -> WindowSet:
         raise ValueError(f"{path}: unreadable cache entry ({type(exc).__name__}: {exc})") from None
 
 
+def cached_windows(subject: str, sources: Sequence[str | os.PathLike], config: PrepConfig,
+                   load_recording: Callable[[], Recording], cache_dir: str | os.PathLike | None = None,
+                   use_cache: bool = True, extra: str = "") -> WindowSet:
+    """Windows of one subject from any loader, through the cache.
+
+    Parameters
+    ----------
+    subject : str
+        Subject id; the entry is ``<cache_dir>/<subject>-<key>.npz``.
+    sources : sequence of path-like
+        Every file the subject's :class:`Recording` is read from (fingerprinted for the key).
+    config : PrepConfig
+    load_recording : callable
+        Called without arguments, only when no valid entry exists; returns the Recording.
+    cache_dir : path-like, optional
+        Default :func:`kdlib.paths.cache_dir`.
+    use_cache : bool
+        False recomputes and writes nothing.
+    extra : str
+        Further text for the key (see :func:`cache_key`).
+
+    Notes
+    -----
+    A corrupt cache entry is replaced (it is derived data); source files are never modified.
+    """
+    if not use_cache:
+        return make_windows(load_recording(), config)
+    cache_dir = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
+    entry = cache_dir / f"{subject}-{cache_key(list(sources), config, extra=extra)}.npz"
+    if entry.is_file():
+        try:
+            return load_entry(entry)
+        except ValueError:
+            entry.unlink(missing_ok=True)  # rebuilt below
+    ws = make_windows(load_recording(), config)
+    save_entry(entry, ws)
+    return ws
+
+
 def prepare_subject(source: str | os.PathLike, config: PrepConfig = DEFAULT,
                     cache_dir: str | os.PathLike | None = None, use_cache: bool = True) -> WindowSet:
     """Windows of one DEAP-format subject file, from the cache when an entry exists.
@@ -87,18 +148,8 @@ def prepare_subject(source: str | os.PathLike, config: PrepConfig = DEFAULT,
     A corrupt cache entry is replaced (it is derived data); the source file is never modified.
     """
     source = Path(source)
-    if not use_cache:
-        return make_windows(deap.load_subject(source), config)
-    cache_dir = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
-    entry = cache_dir / f"{deap.subject_id_from_path(source)}-{cache_key(source, config)}.npz"
-    if entry.is_file():
-        try:
-            return load_entry(entry)
-        except ValueError:
-            entry.unlink(missing_ok=True)  # rebuilt below
-    ws = make_windows(deap.load_subject(source), config)
-    save_entry(entry, ws)
-    return ws
+    return cached_windows(deap.subject_id_from_path(source), [source], config,
+                          lambda: deap.load_subject(source), cache_dir, use_cache)
 
 
 def prepare_dataset(data_dir: str | os.PathLike, config: PrepConfig = DEFAULT, subjects=None,

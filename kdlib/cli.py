@@ -1,0 +1,220 @@
+"""The ``kdlib`` command line (``kdlib …`` or ``python -m kdlib …``).
+
+Subcommands::
+
+    kdlib synth [--preset smoke] [--out DIR] ...     write the synthetic DEAP-format data set
+    kdlib prepare --dataset synthetic|deap|custom    prepare (and cache) windows, print a summary
+    kdlib validate-manifest FILE                     list every problem of a custom data set
+
+Adding a subcommand is one function decorated with :func:`command` (its name, help and
+arguments); :func:`main` builds the parser from the registry. Errors are one line on stderr
+and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["main", "command", "arg", "COMMANDS", "CliError"]
+
+PROG = "kdlib"
+
+
+class CliError(Exception):
+    """A user error: printed as one line ``kdlib CMD: error: message``, exit status 1."""
+
+
+class _UsageError(Exception):
+    """A bad command line (argparse's complaint), exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting."""
+
+    def error(self, message):
+        raise _UsageError(message)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its handler, help text and arguments (``arg(...)`` tuples)."""
+
+    name: str
+    help: str
+    arguments: tuple
+    run: Callable[[argparse.Namespace, list[str]], int]
+    passthrough: bool = False  # unknown options are handed to ``run`` (``synth``)
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def arg(*flags, **options):
+    """An argument of a subcommand, as for :meth:`argparse.ArgumentParser.add_argument`."""
+    return flags, options
+
+
+def command(name: str, help: str, *arguments, passthrough: bool = False):
+    """Register the decorated function ``f(args, extra) -> int`` as the subcommand ``name``."""
+
+    def register(run):
+        COMMANDS[name] = Command(name, help, arguments, run, passthrough)
+        return run
+
+    return register
+
+
+# --- subcommands --------------------------------------------------------------------------------
+
+@command("synth", "write the synthetic DEAP-format data set (options: kdlib synth --help)", passthrough=True)
+def _synth(args: argparse.Namespace, extra: list[str]) -> int:
+    from .data import synthetic
+
+    try:
+        return synthetic.main(extra)
+    except SystemExit as exc:  # its parser exits on --help and on bad options (one line)
+        return exc.code if isinstance(exc.code, int) else 1
+
+
+def _subject_list(text: str | None):
+    """``'s01,s02'`` or ``'1 2'`` -> list (ints stay ints for DEAP's sNN ids); None -> None."""
+    if text is None:
+        return None
+    items = [t for t in text.replace(",", " ").split() if t]
+    if not items:
+        raise CliError("--subjects is empty: name at least one subject (e.g. --subjects s01,s02)")
+    return [int(t) if t.isdigit() else t for t in items]
+
+
+def _prep_config(args: argparse.Namespace):
+    from .data.windows import PrepConfig
+
+    try:
+        return PrepConfig(window_s=args.window_s, stride_s=args.stride_s if args.stride_s else args.window_s,
+                          baseline=args.baseline, threshold=args.threshold, rule=args.rule)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _prepare_windows(args: argparse.Namespace, config, subjects):
+    from .data import cache, dataset_dir, manifest_path
+
+    if args.dataset == "custom":
+        from .data.custom import prepare_custom
+
+        if args.data_dir:
+            raise CliError("--data-dir is not used with --dataset custom: pass --manifest FILE")
+        return prepare_custom(manifest_path(args.manifest), config, subjects=subjects, cache_dir=args.cache_dir,
+                              use_cache=not args.no_cache, progress=not args.quiet)
+    if args.manifest:
+        raise CliError(f"--manifest is only used with --dataset custom (got --dataset {args.dataset})")
+    return cache.prepare_dataset(dataset_dir(args.dataset, args.data_dir), config, subjects=subjects,
+                                 cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=not args.quiet)
+
+
+@command(
+    "prepare", "prepare (and cache) the windows of a data set; print a summary and the class balance",
+    arg("--dataset", choices=("synthetic", "deap", "custom"), default="synthetic",
+        help="which data: the synthetic set, a DEAP copy, or your own recordings (default: synthetic)"),
+    arg("--data-dir", default=None,
+        help="folder of sNN.dat/sNN.mat files (synthetic: default data/synthetic; deap: default $KDLIB_DEAP_DIR)"),
+    arg("--manifest", default=None, help="manifest file (YAML or TOML) of a custom data set"),
+    arg("--subjects", default=None, help="subjects to prepare, comma-separated, e.g. s01,s02 or 1,2 (default: all)"),
+    arg("--window-s", type=float, default=4.0, help="window length, s (default 4)"),
+    arg("--stride-s", type=float, default=None, help="step between windows, s (default: the window length)"),
+    arg("--baseline", choices=("mean", "none"), default="mean",
+        help="subtract the pre-trial baseline mean per channel (default: mean)"),
+    arg("--threshold", type=float, default=5.0, help="rating threshold between low and high (default 5)"),
+    arg("--rule", choices=(">", ">="), default=">",
+        help="'>': a rating equal to the threshold is low (default); '>=': it is high"),
+    arg("--cache-dir", default=None, help="cache folder (default: $KDLIB_DATA_DIR/cache, i.e. data/cache)"),
+    arg("--no-cache", action="store_true", help="recompute everything and write no cache entry"),
+    arg("--quiet", action="store_true", help="no progress bar"),
+)
+def _prepare(args: argparse.Namespace, extra: list[str]) -> int:
+    from .data.windows import class_balance
+
+    ws = _prepare_windows(args, _prep_config(args), _subject_list(args.subjects))
+    n_trials = len(ws.trial_table())
+    print(f"{len(ws)} windows of {ws.n_samples} samples at {ws.fs:g} Hz from {len(ws.subjects())} subject(s), "
+          f"{n_trials} trials; EEG {len(ws.eeg_channels)} channels, EOG {', '.join(ws.eog_channels)}")
+    balance = class_balance(ws)
+    overall = balance[balance["subject"] == "all"].drop(columns="subject")
+    print(f"class balance (high = rating {ws.rule} {ws.threshold:g}), per trial:")
+    print(overall.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    return 0
+
+
+@command(
+    "validate-manifest", "check a custom data set's manifest, files and trials; list every problem",
+    arg("manifest", help="manifest file (YAML or TOML)"),
+)
+def _validate_manifest(args: argparse.Namespace, extra: list[str]) -> int:
+    from .data.custom import check_manifest_file
+
+    manifest, problems = check_manifest_file(args.manifest)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{PROG} validate-manifest: {args.manifest}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    n_recordings = len(manifest.recordings)
+    print(f"{manifest.path}: OK ({len(manifest.subjects)} subject(s), {n_recordings} recording(s))")
+    return 0
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every registered subcommand."""
+    parser = _Parser(prog=PROG, description="kdlib: multimodal (EEG + EOG) knowledge distillation kit")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for cmd in COMMANDS.values():
+        sub = subparsers.add_parser(cmd.name, help=cmd.help, description=cmd.help, add_help=not cmd.passthrough)
+        for flags, options in cmd.arguments:
+            sub.add_argument(*flags, **options)
+    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .data.custom import ManifestError
+    from .data.deap import DeapFormatError
+
+    return (CliError, ManifestError, DeapFormatError, FileNotFoundError, NotADirectoryError,
+            PermissionError, ValueError, KeyError)
+
+
+def _one_line(exc: BaseException) -> str:
+    summary = getattr(exc, "summary", None)
+    text = summary() if callable(summary) else str(exc)
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def main(argv=None) -> int:
+    """Run ``kdlib`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if args.command is None:
+            raise _UsageError(f"choose a command: {', '.join(COMMANDS)}")
+        cmd = COMMANDS[args.command]
+        if extra and not cmd.passthrough:
+            raise _UsageError(f"unrecognized arguments: {' '.join(extra)}")
+    except _UsageError as exc:
+        print(f"{PROG}: error: {exc} (see {PROG} --help)", file=sys.stderr)
+        return 2
+    try:
+        return cmd.run(args, extra)
+    except _user_errors() as exc:
+        print(f"{PROG} {cmd.name}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG} {cmd.name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The ``kdlib`` command line: subcommands, summaries, and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import yaml
+
+import _custom_set as cs
+from kdlib import cli
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *parts):
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    for part in parts:
+        assert part in err
+
+
+def test_every_option_has_help():
+    parser = cli.build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(sub.choices) >= {"synth", "prepare", "validate-manifest"}
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            if not isinstance(action, argparse._HelpAction):
+                assert action.help, f"kdlib {name} {action.option_strings or action.dest}: no help text"
+
+
+def test_synth_then_prepare_prints_summary_and_class_balance(capsys, tmp_path):
+    out_dir, cache_dir = tmp_path / "synth", tmp_path / "cache"
+    code, _, err = run(capsys, "synth", "--out", str(out_dir), "--subjects", "2", "--trials", "4", "--quiet")
+    assert code == 0 and err == "" and len(list(out_dir.glob("s0?.dat"))) == 2
+    code, out, err = run(capsys, "prepare", "--data-dir", str(out_dir), "--cache-dir", str(cache_dir),
+                         "--subjects", "s02", "--window-s", "6", "--quiet")
+    assert code == 0, err
+    assert "40 windows of 768 samples at 128 Hz from 1 subject(s), 4 trials" in out
+    assert "class balance" in out and "majority_acc" in out and "valence" in out and "arousal" in out
+    assert len(list(cache_dir.glob("s02-*.npz"))) == 1
+
+
+def test_prepare_custom_and_validate_manifest(capsys, tmp_path):
+    manifest = cs.small_set(tmp_path / "set")
+    code, out, _ = run(capsys, "validate-manifest", str(manifest))
+    assert code == 0 and "OK (2 subject(s), 3 recording(s))" in out
+    code, out, err = run(capsys, "prepare", "--dataset", "custom", "--manifest", str(manifest), "--window-s", "2",
+                         "--cache-dir", str(tmp_path / "cache"), "--quiet")
+    assert code == 0, err
+    assert "36 windows of 256 samples at 128 Hz from 2 subject(s), 12 trials" in out and "hEOG, vEOG" in out
+
+
+def test_missing_data_dir(capsys, tmp_path):
+    code, _, err = run(capsys, "prepare", "--dataset", "deap", "--data-dir", str(tmp_path / "nowhere"))
+    assert_one_line_error(code, err, "kdlib prepare: error:", "nowhere", "not found")
+
+
+def test_bad_manifest(capsys, tmp_path):
+    manifest = cs.small_set(tmp_path / "set")
+    doc = yaml.safe_load(manifest.read_text())
+    doc["channels"]["eeg"] = ["Fz", "Nope"]
+    manifest.write_text(yaml.safe_dump(doc))
+    (tmp_path / "set" / "raw" / "p02_run1_raw.fif").unlink()
+    code, out, err = run(capsys, "validate-manifest", str(manifest))
+    assert code == 1 and "3 problem(s)" in err  # p02 missing, and Nope in p01's two recordings
+    lines = out.strip().splitlines()
+    assert len(lines) == 3 and sum("'Nope'" in line for line in lines) == 2 and "[missing-file]" in out
+    code, _, err = run(capsys, "prepare", "--dataset", "custom", "--manifest", str(manifest), "--no-cache")
+    assert_one_line_error(code, err, "3 problem(s)", "first:")
+    (tmp_path / "bad.toml").write_text("trials = \n")
+    code, out, err = run(capsys, "validate-manifest", str(tmp_path / "bad.toml"))
+    assert code == 1 and "not valid TOML" in out
+    code, _, err = run(capsys, "prepare", "--dataset", "custom")
+    assert_one_line_error(code, err, "needs a manifest")
+
+
+def test_empty_subject_list_and_bad_options(capsys, tmp_path):
+    code, _, err = run(capsys, "prepare", "--data-dir", str(tmp_path), "--subjects", " , ")
+    assert_one_line_error(code, err, "--subjects is empty")
+    code, _, err = run(capsys, "prepare", "--window-s", "-1")
+    assert_one_line_error(code, err, "window_s")
+    code, _, err = run(capsys, "prepare", "--frobnicate")
+    assert code == 2 and "unrecognized arguments: --frobnicate" in err
+    code, _, err = run(capsys)
+    assert code == 2 and "choose a command" in err
+    code, _, err = run(capsys, "synth", "--subjects", "0", "--out", str(tmp_path / "s"))
+    assert_one_line_error(code, err, "n_subjects")
+
+
+def test_python_dash_m_kdlib():
+    proc = subprocess.run([sys.executable, "-m", "kdlib", "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "validate-manifest" in proc.stdout and proc.stderr == ""
