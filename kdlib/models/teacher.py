@@ -1,0 +1,110 @@
+"""The multimodal teacher (EEG + EOG -> fusion -> head) and the late-fusion baseline teacher.
+
+Introduced in ``notebooks/02_fusion_teacher.ipynb``.
+
+All models in kdlib share one calling convention: ``model(eeg, eog)`` with ``eeg (B, n_eeg, T)``
+and ``eog (B, n_eog, T)``, returning a NamedTuple with ``.logits (B, n_classes)``. The class
+attribute ``modalities`` says which inputs a model reads; :mod:`kdlib.train` passes ``None`` for
+the others. One model per task: valence and arousal are separate binary problems.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+
+from .blocks import Branch, ClassifierHead, mean_pool
+from .config import DEFAULT, ModelConfig
+from .fusion import ModalFusion
+
+__all__ = ["TeacherOutput", "FusionTeacher", "LateFusionTeacher"]
+
+
+class TeacherOutput(NamedTuple):
+    """What a teacher returns: everything distillation needs.
+
+    Attributes
+    ----------
+    logits : Tensor (B, n_classes)
+    fused : Tensor (B, L, 2d)
+        The fused token sequence (feature-axis concatenation of EEG and EOG).
+    pooled : Tensor (B, 2d)
+        ``fused`` mean-pooled over tokens: what the head reads.
+    eeg_depths, eog_depths : tuple of Tensor (B, L, d)
+        Every encoder depth of each modality; the last ones are the heterogeneous features.
+    gates : tuple of Tensor (B, L, 2d)
+        The fusion's gates, one per depth pair (empty for :class:`LateFusionTeacher`).
+    """
+
+    logits: torch.Tensor
+    fused: torch.Tensor
+    pooled: torch.Tensor
+    eeg_depths: tuple[torch.Tensor, ...]
+    eog_depths: tuple[torch.Tensor, ...]
+    gates: tuple[torch.Tensor, ...]
+
+
+class FusionTeacher(nn.Module):
+    """EEG branch + EOG branch + :class:`~kdlib.models.fusion.ModalFusion` + classifier head.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        Sizes; ``ModelConfig().for_windows(ws)`` takes channels and window length from data.
+
+    Notes
+    -----
+    Concatenation is along the feature axis and pooling is the mean over tokens; see
+    :mod:`kdlib.models.fusion` and :func:`kdlib.models.blocks.mean_pool` for why.
+    """
+
+    modalities = ("eeg", "eog")
+
+    def __init__(self, config: ModelConfig = DEFAULT):
+        super().__init__()
+        self.config = config
+        self.eeg = Branch(config.n_eeg, config)
+        self.eog = Branch(config.n_eog, config)
+        self.fusion = ModalFusion(config.d_model, config.n_layers, config.gate_hidden)
+        self.head = ClassifierHead(2 * config.d_model, config.n_classes, config.dropout)
+
+    def forward(self, eeg: torch.Tensor, eog: torch.Tensor) -> TeacherOutput:
+        eeg_depths = self.eeg(eeg)  # (B, n_eeg, T) -> n_layers x (B, L, d)
+        eog_depths = self.eog(eog)  # (B, n_eog, T) -> n_layers x (B, L, d)
+        f = self.fusion(eeg_depths, eog_depths)  # fused (B, L, 2d), gates n_pairs x (B, L, 2d)
+        pooled = mean_pool(f.fused)  # (B, 2d)
+        logits = self.head(pooled)  # (B, n_classes)
+        return TeacherOutput(logits, f.fused, pooled, tuple(eeg_depths), tuple(eog_depths), f.gates)
+
+    def last_gates(self):
+        """Gates of the last forward pass, ``{"1-2": (B, L, 2d) array, ...}`` (for plotting)."""
+        return self.fusion.last_gates()
+
+
+class LateFusionTeacher(nn.Module):
+    """Baseline teacher without interaction: both branches, last depths concatenated, pooled.
+
+    Mean-pooling each modality and concatenating the two vectors equals mean-pooling the
+    feature-wise concatenated tokens, which is what is computed (so ``fused`` has the same
+    ``(B, L, 2d)`` shape as :class:`FusionTeacher`'s and the two are interchangeable for
+    distillation).
+    """
+
+    modalities = ("eeg", "eog")
+
+    def __init__(self, config: ModelConfig = DEFAULT):
+        super().__init__()
+        self.config = config
+        self.eeg = Branch(config.n_eeg, config)
+        self.eog = Branch(config.n_eog, config)
+        self.head = ClassifierHead(2 * config.d_model, config.n_classes, config.dropout)
+
+    def forward(self, eeg: torch.Tensor, eog: torch.Tensor) -> TeacherOutput:
+        eeg_depths = self.eeg(eeg)  # n_layers x (B, L, d)
+        eog_depths = self.eog(eog)  # n_layers x (B, L, d)
+        fused = torch.cat([eeg_depths[-1], eog_depths[-1]], dim=-1)  # (B, L, 2d)
+        pooled = mean_pool(fused)  # (B, 2d) = [mean eeg ; mean eog]
+        logits = self.head(pooled)  # (B, n_classes)
+        return TeacherOutput(logits, fused, pooled, tuple(eeg_depths), tuple(eog_depths), ())

@@ -1,0 +1,555 @@
+"""Training: one call fits a model on one fold's training windows, validation picks the epoch.
+
+Introduced in ``notebooks/02_fusion_teacher.ipynb``.
+
+:func:`fit` takes the training and the validation windows of a fold -- and nothing else: there is
+no test argument, so early stopping and the choice of the best epoch cannot see the test trials.
+The loop is small on purpose::
+
+    for epoch in range(epochs):
+        for batch in batches(train):                 # windows shuffled by a seeded generator
+            loss = CE_w(model(eeg, eog).logits, y)   # class-weighted cross-entropy
+            AdamW step, cosine schedule
+        validate -> history row; keep the best state; stop after `patience` epochs without gain
+    restore the best state
+
+Data stay in memory as tensors and batches are sliced with index tensors: no ``Dataset``, no
+per-item Python overhead. Models are called uniformly as ``model(eeg=..., eog=...)`` with
+``None`` for every modality not in ``model.modalities``, so an EOG-only model never receives EEG.
+
+Learning rate
+-------------
+The predecessor (EmotionKD, TensorFlow) used Adam with lr 5e-5 for the teacher and 1e-6 for the
+student. kdlib uses **AdamW, lr 1e-3, weight decay 0.01 (matrices only), one warm-up epoch, then
+cosine decay**, with early stopping on validation loss. Chosen with
+``benchmarks/bench_train.py --tune-lr``: the teacher on the 5 trial folds of one synthetic
+subject, lr in {1e-4, 3e-4, 1e-3, 3e-3}, 10 epochs (``benchmarks/results/lr_sweep.md``).
+Selected on *validation* accuracy (1e-3: 0.66, the others 0.61-0.65) and on how fast the
+training loss falls (1e-3 is the fastest of the stable rates); at 1e-4, the best epoch often
+is the last of the budget, so rates as low as the predecessor's need far more epochs than a
+CPU affords. The differences between rates are within the fold-to-fold spread: the choice
+matters less than early stopping, which picks epoch 3-6 on average because a within-subject
+model memorises its ~26 training trials quickly. The student's rate is set by the
+distillation issue.
+
+Threads
+-------
+On a 2-core machine shared with other processes, one torch thread trains these small models
+faster than two (OpenMP threads wait on each other): pass ``num_threads=1``
+(``benchmarks/results/bench_train.md`` has the numbers).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Callable, Literal, NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from sklearn.metrics import f1_score
+
+from kdlib.data.windows import WindowSet, majority_accuracy
+from kdlib.repro import choose_device, dataloader_generator, seed_everything
+
+__all__ = [
+    "TrainConfig",
+    "SMOKE",
+    "DEFAULT",
+    "PAPER",
+    "Batch",
+    "FitResult",
+    "fit",
+    "predict",
+    "evaluate",
+    "class_weights",
+    "make_optimizer",
+    "to_tensors",
+    "iterate_batches",
+    "call_model",
+    "save_checkpoint",
+    "load_checkpoint",
+    "progress_enabled",
+]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How :func:`fit` trains. Frozen: make variants with ``dataclasses.replace``."""
+
+    epochs: int = 40  # maximum epochs (early stopping usually ends sooner)
+    batch_size: int = 64  # windows per optimisation step
+    lr: float = 1e-3  # AdamW peak learning rate (see the module docstring for the choice)
+    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW moment coefficients
+    schedule: Literal["cosine", "constant"] = "cosine"  # lr after warm-up: cosine to 0 over `epochs`, or flat
+    warmup_epochs: float = 1.0  # linear warm-up from 0 to `lr`, in epochs (0: none)
+    grad_clip: float | None = 1.0  # clip the gradient's global norm to this (None: no clipping)
+    class_weight: Literal["balanced"] | tuple[float, ...] | None = "balanced"  # CE class weights
+    monitor: Literal["val_loss", "val_acc", "val_f1"] = "val_loss"  # what picks the best epoch
+    patience: int | None = 10  # stop after this many epochs without improvement (None: never)
+    min_delta: float = 0.0  # an improvement must beat the best by more than this
+    eval_batch_size: int = 256  # windows per forward pass when validating / predicting
+    seed: int = 0  # seeds dropout (global RNG) and the batch order
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:N" or "mps" (kdlib.repro.choose_device)
+    num_threads: int | None = None  # torch CPU threads during fit, restored after (None: leave as is)
+    progress: bool | None = None  # tqdm bar; None: on in a terminal or notebook, off when piped or $CI
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        if self.monitor not in ("val_loss", "val_acc", "val_f1"):
+            raise ValueError(f"monitor must be val_loss, val_acc or val_f1, got {self.monitor!r}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+
+
+SMOKE = TrainConfig(epochs=2, batch_size=32, warmup_epochs=0.0, patience=None, progress=False)
+DEFAULT = TrainConfig()
+PAPER = TrainConfig(epochs=100, patience=20)  # longer budget for the full reproduction
+
+
+class Batch(NamedTuple):
+    """One mini-batch: inputs (``None`` for modalities the model does not read), labels and the
+    window indices into the WindowSet (so a custom loss can look up e.g. teacher outputs)."""
+
+    eeg: torch.Tensor | None  # (B, n_eeg, T)
+    eog: torch.Tensor | None  # (B, n_eog, T)
+    y: torch.Tensor  # (B,) int64
+    index: torch.Tensor  # (B,) int64
+
+
+@dataclass(eq=False)
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes
+    ----------
+    model : nn.Module
+        The trained model, with the weights of ``best_epoch`` restored, in eval mode.
+    history : pandas.DataFrame
+        One row per epoch: ``epoch, train_loss, train_acc, val_loss, val_acc, val_f1, lr, seconds``
+        (``lr`` at the end of the epoch; ``val_*`` NaN without validation).
+    best_epoch : int
+        1-based epoch whose weights were restored (selected on validation only).
+    best_score : float
+        ``monitor`` at ``best_epoch``.
+    monitor : str
+    stopped_early : bool
+    class_weights : ndarray or None
+        The cross-entropy class weights used (from the training labels).
+    checkpoint : Path or None
+        Where the best state was saved, if asked.
+    seconds : float
+        Wall time of the whole fit.
+    config : TrainConfig
+    """
+
+    model: nn.Module
+    history: pd.DataFrame
+    best_epoch: int
+    best_score: float
+    monitor: str
+    stopped_early: bool
+    class_weights: np.ndarray | None
+    checkpoint: Path | None
+    seconds: float
+    config: TrainConfig = field(repr=False)
+
+
+# --- data ------------------------------------------------------------------------------------
+
+def to_tensors(ws: WindowSet, task: str | None, modalities=("eeg", "eog"),
+               device: torch.device | str = "cpu") -> dict[str, torch.Tensor | None]:
+    """A WindowSet as tensors on ``device``: ``{"eeg", "eog", "y"}`` (``None`` where not needed).
+
+    The arrays are shared with the WindowSet on the CPU (``torch.from_numpy``), not copied.
+    """
+    out = {m: (torch.from_numpy(np.ascontiguousarray(getattr(ws, m), dtype=np.float32)).to(device)
+               if m in modalities else None) for m in ("eeg", "eog")}
+    out["y"] = torch.from_numpy(ws.labels(task)).to(device) if task is not None else None
+    return out
+
+
+def iterate_batches(n: int, batch_size: int, generator: torch.Generator | None = None):
+    """Index tensors of mini-batches over ``n`` items; shuffled when a generator is given."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+def call_model(model: nn.Module, eeg: torch.Tensor | None, eog: torch.Tensor | None):
+    """``model(eeg=..., eog=...)`` with ``None`` for each modality the model does not read."""
+    mods = getattr(model, "modalities", ("eeg", "eog"))
+    return model(eeg=eeg if "eeg" in mods else None, eog=eog if "eog" in mods else None)
+
+
+def class_weights(y: np.ndarray, n_classes: int = 2) -> np.ndarray:
+    """"Balanced" cross-entropy weights ``n / (n_classes * count_c)`` (float32).
+
+    A class absent from ``y`` gets the weight of a class seen once (it cannot contribute to the
+    training loss anyway).
+    """
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    return (len(y) / (n_classes * np.maximum(counts, 1.0))).astype(np.float32)
+
+
+# --- progress --------------------------------------------------------------------------------
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def progress_enabled(progress: bool | None) -> bool:
+    """Resolve ``TrainConfig.progress``: ``None`` means on in a notebook or a terminal, off when
+    output is piped (CI logs, papermill workers) or the ``CI`` environment variable is set."""
+    if progress is not None:
+        return bool(progress)
+    if os.environ.get("CI"):
+        return False
+    return _in_notebook() or sys.stderr.isatty()
+
+
+def _progress_bar(total: int, enabled: bool, desc: str):
+    """A tqdm bar, or None. In notebooks: a widget if ipywidgets is there, else text on stdout
+    (tqdm's own fallback would warn on stderr)."""
+    if not enabled:
+        return None
+    if _in_notebook():
+        try:
+            import ipywidgets  # noqa: F401
+            from tqdm.notebook import tqdm
+            return tqdm(total=total, desc=desc, leave=True)
+        except ImportError:
+            from tqdm import tqdm
+            return tqdm(total=total, desc=desc, file=sys.stdout, leave=True)
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, leave=True)
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+
+def _plain(x):
+    """Config dataclasses and numpy values -> builtins that ``weights_only`` loading accepts."""
+    if is_dataclass(x) and not isinstance(x, type):
+        return {k: _plain(v) for k, v in asdict(x).items()}
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def save_checkpoint(model: nn.Module | dict, path: str | Path, **meta) -> Path:
+    """Save a state dict (and plain metadata) atomically: write a temporary file, then rename.
+
+    Parameters
+    ----------
+    model : nn.Module or dict
+        A model (its ``state_dict()`` is saved) or a state dict.
+    path : str or Path
+    **meta
+        Small metadata (numbers, strings, config dataclasses), stored as builtins.
+
+    Returns
+    -------
+    Path
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = model.state_dict() if isinstance(model, nn.Module) else model
+    payload = {"state_dict": {k: v.detach().cpu() for k, v in state.items()}, "meta": _plain(meta)}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` into ``model``
+    (``torch.load(..., weights_only=True)``: no pickled code runs). Returns its metadata."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    model.load_state_dict(payload["state_dict"])
+    return payload.get("meta", {})
+
+
+# --- inference -------------------------------------------------------------------------------
+
+@torch.no_grad()
+def _logits(model: nn.Module, data: dict, batch_size: int) -> torch.Tensor:
+    """Eval-mode logits ``(N, n_classes)`` of tensors from :func:`to_tensors`."""
+    model.eval()
+    n = len(data["y"]) if data.get("y") is not None else len(next(v for v in data.values() if v is not None))
+    outs = []
+    for idx in iterate_batches(n, batch_size):
+        eeg = data["eeg"][idx] if data["eeg"] is not None else None  # (b, n_eeg, T)
+        eog = data["eog"][idx] if data["eog"] is not None else None  # (b, n_eog, T)
+        outs.append(call_model(model, eeg, eog).logits.float())  # (b, n_classes)
+    return torch.cat(outs)  # (N, n_classes)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def predict(model: nn.Module, ws: WindowSet, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities of every window, ``(N, n_classes)`` float32, on the model's device.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A kdlib model (uniform ``model(eeg, eog)`` signature).
+    ws : WindowSet
+    batch_size : int
+
+    Returns
+    -------
+    ndarray, shape (N, n_classes)
+    """
+    data = to_tensors(ws, None, getattr(model, "modalities", ("eeg", "eog")), _device_of(model))
+    return _logits(model, data, batch_size).softmax(-1).cpu().numpy()
+
+
+def _metrics(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None) -> dict:
+    pred = logits.argmax(-1).cpu().numpy()
+    yt = y.cpu().numpy()
+    return dict(loss=float(F.cross_entropy(logits, y, weight=weight)), acc=float((pred == yt).mean()),
+                f1=float(f1_score(yt, pred, average="macro", labels=np.arange(logits.shape[1]),
+                                  zero_division=0)))
+
+
+def evaluate(model: nn.Module, ws: WindowSet, task: str, train_labels: np.ndarray | None = None,
+             batch_size: int = 256) -> dict:
+    """Window-level accuracy, macro F1 (sklearn) and the majority-class baseline.
+
+    Parameters
+    ----------
+    model : nn.Module
+    ws : WindowSet
+        Windows to score (e.g. the test fold, after training is finished).
+    task : {'valence', 'arousal'}
+    train_labels : ndarray, optional
+        Labels of the training windows: the majority baseline predicts *their* majority class
+        (the honest floor). Without it, the majority class of ``ws`` itself is used.
+    batch_size : int
+
+    Returns
+    -------
+    dict
+        ``n, accuracy, f1, majority_acc, loss`` (loss: unweighted cross-entropy).
+    """
+    data = to_tensors(ws, task, getattr(model, "modalities", ("eeg", "eog")), _device_of(model))
+    m = _metrics(_logits(model, data, batch_size), data["y"], None)
+    y = ws.labels(task)
+    return dict(n=len(ws), accuracy=m["acc"], f1=m["f1"],
+                majority_acc=majority_accuracy(y if train_labels is None else train_labels, y), loss=m["loss"])
+
+
+# --- fit -------------------------------------------------------------------------------------
+
+def _lr_lambda(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    warm = int(round(config.warmup_epochs * steps_per_epoch))
+    total = config.epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if config.schedule == "constant":
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+    return factor
+
+
+def _is_better(score: float, best: float, monitor: str, min_delta: float) -> bool:
+    if monitor == "val_loss":
+        return score < best - min_delta
+    return score > best + min_delta
+
+
+def _default_loss(weight: torch.Tensor | None):
+    def loss_fn(model: nn.Module, batch: Batch):
+        logits = call_model(model, batch.eeg, batch.eog).logits  # (B, n_classes)
+        return F.cross_entropy(logits, batch.y, weight=weight), logits
+    return loss_fn
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig, steps_per_epoch: int,
+                   device: torch.device | str = "cpu"):
+    """AdamW (weight decay on matrices only, not on biases, norms or the position embedding)
+    and the per-step learning-rate schedule of ``config`` (warm-up, then cosine or constant).
+
+    Returns
+    -------
+    (torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR)
+        Call ``sched.step()`` after every ``opt.step()``.
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    no_decay = lambda n, p: p.ndim < 2 or n.endswith("pos")  # noqa: E731
+    groups = [{"params": [p for n, p in named if not no_decay(n, p)], "weight_decay": config.weight_decay},
+              {"params": [p for n, p in named if no_decay(n, p)], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas,
+                            fused=torch.device(device).type in ("cpu", "cuda"))  # one kernel for all
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config, steps_per_epoch))
+
+
+def fit(model: nn.Module, train: WindowSet, val: WindowSet | None, task: str,
+        config: TrainConfig = DEFAULT, *, loss_fn: Callable | None = None,
+        checkpoint: str | Path | None = None, desc: str | None = None) -> FitResult:
+    """Train ``model`` on ``train``; pick and restore the best epoch on ``val``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A kdlib model; called as ``model(eeg=..., eog=...)``, must return ``.logits``.
+    train : WindowSet
+        The fold's training windows (already normalised, e.g. by ``ChannelScaler``).
+    val : WindowSet or None
+        Validation windows, from *training trials* only. They drive early stopping and the
+        choice of the best epoch. ``None`` (or empty): train all epochs, keep the last.
+    task : {'valence', 'arousal'}
+    config : TrainConfig
+    loss_fn : callable, optional
+        ``loss_fn(model, batch: Batch) -> (loss, logits)``; default class-weighted cross-entropy.
+        Distillation passes its own. Validation always scores class-weighted cross-entropy.
+    checkpoint : str or Path, optional
+        Save the best state here (atomically) whenever validation improves.
+    desc : str, optional
+        Progress-bar label.
+
+    Returns
+    -------
+    FitResult
+
+    Notes
+    -----
+    There is deliberately no ``test`` parameter: the test fold cannot influence training or
+    model selection. Seeding: ``kdlib.repro.seed_everything(config.seed)`` at the start (dropout)
+    and a generator from ``dataloader_generator(config.seed)`` for the batch order. Build the
+    model after seeding too, for identical initial weights.
+    """
+    if len(train) == 0:
+        raise ValueError("fit: no training windows")
+    threads = torch.get_num_threads()
+    if config.num_threads is not None:
+        torch.set_num_threads(config.num_threads)
+    try:
+        return _fit(model, train, val, task, config, loss_fn, checkpoint, desc)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(model, train, val, task, config, loss_fn, checkpoint, desc) -> FitResult:
+    t0 = time.perf_counter()
+    if val is not None and len(val) == 0:
+        val = None
+    seed_everything(config.seed)
+    gen = dataloader_generator(config.seed)
+    device = choose_device(config.device)
+    model.to(device)
+    mods = getattr(model, "modalities", ("eeg", "eog"))
+    tr = to_tensors(train, task, mods, device)
+    va = to_tensors(val, task, mods, device) if val is not None else None
+
+    n_classes = getattr(getattr(model, "config", None), "n_classes", 2)
+    if config.class_weight == "balanced":
+        cw = class_weights(train.labels(task), n_classes)
+    elif config.class_weight is None:
+        cw = None
+    else:
+        cw = np.asarray(config.class_weight, dtype=np.float32)
+        if cw.shape != (n_classes,):
+            raise ValueError(f"class_weight needs {n_classes} values, got {config.class_weight}")
+    weight = torch.as_tensor(cw, device=device) if cw is not None else None
+    loss_fn = loss_fn or _default_loss(weight)
+
+    opt, sched = make_optimizer(model, config, math.ceil(len(train) / config.batch_size), device)
+
+    best_score, best_epoch, best_state, since_best = None, 0, None, 0
+    rows, stopped_early = [], False
+    bar = _progress_bar(config.epochs, progress_enabled(config.progress), desc or f"fit {task}")
+    try:
+        for epoch in range(1, config.epochs + 1):
+            te = time.perf_counter()
+            model.train()
+            loss_sum, correct, seen = 0.0, 0, 0
+            for idx in iterate_batches(len(train), config.batch_size, gen):
+                idx_d = idx.to(device)
+                batch = Batch(tr["eeg"][idx_d] if tr["eeg"] is not None else None,  # (B, n_eeg, T)
+                              tr["eog"][idx_d] if tr["eog"] is not None else None,  # (B, n_eog, T)
+                              tr["y"][idx_d], idx)  # (B,)
+                loss, logits = loss_fn(model, batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                opt.step()
+                sched.step()
+                loss_sum += float(loss.detach()) * len(idx)
+                correct += int((logits.detach().argmax(-1) == batch.y).sum())
+                seen += len(idx)
+            row = dict(epoch=epoch, train_loss=loss_sum / seen, train_acc=correct / seen)
+            if va is not None:
+                m = _metrics(_logits(model, va, config.eval_batch_size), va["y"], weight)
+                row.update(val_loss=m["loss"], val_acc=m["acc"], val_f1=m["f1"])
+                score = row[config.monitor]
+            else:
+                row.update(val_loss=math.nan, val_acc=math.nan, val_f1=math.nan)
+                score = None
+            row.update(lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - te)
+            rows.append(row)
+
+            improved = score is None or best_score is None or _is_better(score, best_score, config.monitor,
+                                                                          config.min_delta)
+            if improved:
+                best_score, best_epoch, since_best = score, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if checkpoint is not None and score is not None:
+                    save_checkpoint(best_state, checkpoint, epoch=epoch, monitor=config.monitor,
+                                    score=score, task=task,
+                                    model_config=getattr(model, "config", None), train_config=config)
+            else:
+                since_best += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{row['val_loss']:.3f}",
+                                acc=f"{row['val_acc']:.2f}", best=best_epoch)
+            if config.patience is not None and va is not None and since_best >= config.patience:
+                stopped_early = True
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+
+    model.load_state_dict(best_state)
+    model.eval()
+    if checkpoint is not None and va is None:
+        save_checkpoint(best_state, checkpoint, epoch=best_epoch, task=task,
+                        model_config=getattr(model, "config", None), train_config=config)
+    return FitResult(model=model, history=pd.DataFrame(rows), best_epoch=best_epoch,
+                     best_score=float("nan") if best_score is None else float(best_score),
+                     monitor=config.monitor, stopped_early=stopped_early, class_weights=cw,
+                     checkpoint=Path(checkpoint) if checkpoint is not None else None,
+                     seconds=time.perf_counter() - t0, config=config)
+
