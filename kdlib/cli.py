@@ -5,6 +5,9 @@ Subcommands::
     kdlib synth [--preset smoke] [--out DIR] ...     write the synthetic DEAP-format data set
     kdlib prepare --dataset synthetic|deap|custom    prepare (and cache) windows, print a summary
     kdlib validate-manifest FILE                     list every problem of a custom data set
+    kdlib reproduce [--protocol trial_kfold] ...     the evaluation protocol, results/<run>/
+    kdlib report RESULTS_DIR                         summary tables (Markdown, CSV) and figures
+    kdlib notebooks --smoke|--full                   execute the notebook sequence (papermill)
 
 Adding a subcommand is one function decorated with :func:`command` (its name, help and
 arguments); :func:`main` builds the parser from the registry. Errors are one line on stderr
@@ -115,6 +118,17 @@ def _prepare_windows(args: argparse.Namespace, config, subjects):
                                  cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=not args.quiet)
 
 
+PREP_ARGS = (  # how windows are made: shared by prepare and reproduce
+    arg("--window-s", type=float, default=4.0, help="window length, s (default 4)"),
+    arg("--stride-s", type=float, default=None, help="step between windows, s (default: the window length)"),
+    arg("--baseline", choices=("mean", "none"), default="mean",
+        help="subtract the pre-trial baseline mean per channel (default: mean)"),
+    arg("--threshold", type=float, default=5.0, help="rating threshold between low and high (default 5)"),
+    arg("--rule", choices=(">", ">="), default=">",
+        help="'>': a rating equal to the threshold is low (default); '>=': it is high"),
+)
+
+
 @command(
     "prepare", "prepare (and cache) the windows of a data set; print a summary and the class balance",
     arg("--dataset", choices=("synthetic", "deap", "custom"), default="synthetic",
@@ -123,13 +137,7 @@ def _prepare_windows(args: argparse.Namespace, config, subjects):
         help="folder of sNN.dat/sNN.mat files (synthetic: default data/synthetic; deap: default $KDLIB_DEAP_DIR)"),
     arg("--manifest", default=None, help="manifest file (YAML or TOML) of a custom data set"),
     arg("--subjects", default=None, help="subjects to prepare, comma-separated, e.g. s01,s02 or 1,2 (default: all)"),
-    arg("--window-s", type=float, default=4.0, help="window length, s (default 4)"),
-    arg("--stride-s", type=float, default=None, help="step between windows, s (default: the window length)"),
-    arg("--baseline", choices=("mean", "none"), default="mean",
-        help="subtract the pre-trial baseline mean per channel (default: mean)"),
-    arg("--threshold", type=float, default=5.0, help="rating threshold between low and high (default 5)"),
-    arg("--rule", choices=(">", ">="), default=">",
-        help="'>': a rating equal to the threshold is low (default); '>=': it is high"),
+    *PREP_ARGS,
     arg("--cache-dir", default=None, help="cache folder (default: $KDLIB_DATA_DIR/cache, i.e. data/cache)"),
     arg("--no-cache", action="store_true", help="recompute everything and write no cache entry"),
     arg("--quiet", action="store_true", help="no progress bar"),
@@ -164,6 +172,92 @@ def _validate_manifest(args: argparse.Namespace, extra: list[str]) -> int:
     n_recordings = len(manifest.recordings)
     print(f"{manifest.path}: OK ({len(manifest.subjects)} subject(s), {n_recordings} recording(s))")
     return 0
+
+
+@command(
+    "reproduce", "run the evaluation protocol (teacher retrained in every fold, all methods); resumable",
+    arg("--dataset", choices=("synthetic", "deap", "custom"), default="synthetic",
+        help="which data: the synthetic set, a DEAP copy, or your own recordings (default: synthetic)"),
+    arg("--data-dir", default="", help="folder of sNN.dat/sNN.mat files (deap: default $KDLIB_DEAP_DIR)"),
+    arg("--manifest", default="", help="manifest file (YAML or TOML) of a custom data set"),
+    arg("--protocol", choices=("trial_kfold", "loso", "leaky_window"), default="trial_kfold",
+        help="trial_kfold: within-subject folds by trial (default); loso: leave one subject out; "
+             "leaky_window: windows split regardless of trial (leaks! demonstration only)"),
+    arg("--folds", type=int, default=5, help="folds per subject (default 5)"),
+    arg("--tasks", default="valence,arousal", help="comma-separated tasks (default valence,arousal)"),
+    arg("--methods", default="all", help="comma-separated methods from " + ", ".join(
+        ("majority", "eeg_only", "eog_only", "late_fusion", "teacher", "scratch", "v1", "v2", "v3")) + " (default all)"),
+    arg("--subjects", default=None, help="subjects, comma-separated, e.g. s01,s02 (default: all)"),
+    *PREP_ARGS,
+    arg("--preset", choices=("smoke", "default", "paper"), default="default",
+        help="model and training sizes: smoke (tiny, minutes), default, paper (longest budget)"),
+    arg("--epochs", type=int, default=None, help="override the preset's maximum epochs"),
+    arg("--seed", type=int, default=0, help="seed of folds, initialisation and batch order (default 0)"),
+    arg("--shuffle-labels", action="store_true", help="control run: permute trial labels within subject (expect chance)"),
+    arg("--checkpoints", action="store_true", help="save every fold's model state dicts under OUT/checkpoints/"),
+    arg("--jobs", type=int, default=1, help="folds trained in parallel (processes, one torch thread each; default 1)"),
+    arg("--backend", choices=("loky", "dask"), default="loky", help="local processes (loky) or a Dask cluster"),
+    arg("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --backend dask)"),
+    arg("--cache-dir", default="", help="cache folder (default: $KDLIB_DATA_DIR/cache, i.e. data/cache)"),
+    arg("--out", default="results/run", help="run folder (default results/run); an existing run is resumed"),
+    arg("--no-report", action="store_true", help="do not write the report at the end"),
+    arg("--quiet", action="store_true", help="no progress bar"),
+)
+def _reproduce(args: argparse.Namespace, extra: list[str]) -> int:
+    from .evaluate import METHODS, DataSpec, ProtocolConfig, run_protocol
+
+    subjects = _subject_list(args.subjects)
+    methods = METHODS if args.methods == "all" else tuple(m for m in args.methods.replace(",", " ").split())
+    if args.dataset == "custom" and not args.manifest:
+        raise CliError("--dataset custom needs --manifest FILE")
+    if args.folds < 2:
+        raise CliError(f"--folds must be at least 2, got {args.folds}")
+    spec = DataSpec(dataset=args.dataset, data_dir=args.data_dir, manifest=args.manifest, prep=_prep_config(args),
+                    cache_dir=args.cache_dir)
+    config = ProtocolConfig(protocol=args.protocol, n_folds=args.folds,
+                            tasks=tuple(t for t in args.tasks.replace(",", " ").split()), methods=methods,
+                            subjects=tuple(f"s{s:02d}" if isinstance(s, int) else s for s in subjects or ()),
+                            seed=args.seed, model_preset=args.preset, train_preset=args.preset, epochs=args.epochs,
+                            shuffle_labels=args.shuffle_labels, save_checkpoints=args.checkpoints)
+    results = run_protocol(spec, config, out=args.out, n_jobs=args.jobs, backend=args.backend,
+                           scheduler=args.scheduler, progress=not args.quiet)
+    print(f"{len(results)} result rows in {args.out}/results.csv")
+    if not args.no_report:
+        from .report import write_report
+
+        for path in write_report(_resolved(args.out)):
+            print(f"wrote {path}")
+    return 0
+
+
+def _resolved(path: str):
+    from . import paths
+
+    return paths.resolve(path, paths.results_dir() / "run")
+
+
+@command(
+    "report", "write the summary tables (Markdown, CSV) and figures of a reproduce run",
+    arg("results_dir", help="a run folder written by kdlib reproduce (e.g. results/run)"),
+    arg("--out", default=None, help="where to write (default RESULTS_DIR/report)"),
+)
+def _report(args: argparse.Namespace, extra: list[str]) -> int:
+    from .report import write_report
+
+    for path in write_report(_resolved(args.results_dir), args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+@command("notebooks", "execute the notebook sequence with papermill (options: kdlib notebooks --help)",
+         passthrough=True)
+def _notebooks(args: argparse.Namespace, extra: list[str]) -> int:
+    from . import notebooks
+
+    try:
+        return notebooks.main(extra)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
 
 
 # --- entry point ------------------------------------------------------------------------------

@@ -97,3 +97,34 @@ def test_empty_subject_list_and_bad_options(capsys, tmp_path):
 def test_python_dash_m_kdlib():
     proc = subprocess.run([sys.executable, "-m", "kdlib", "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "validate-manifest" in proc.stdout and proc.stderr == ""
+
+
+def test_reproduce_errors_are_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLIB_DATA_DIR", str(tmp_path / "data"))
+    code, _, err = run(capsys, "reproduce", "--dataset", "deap", "--data-dir", str(tmp_path / "nowhere"), "--quiet")
+    assert_one_line_error(code, err, "nowhere", "not found")
+    code, _, err = run(capsys, "reproduce", "--methods", "majority,v9", "--quiet")
+    assert_one_line_error(code, err, "unknown method", "v9")
+    code, _, err = run(capsys, "reproduce", "--subjects", ",", "--quiet")
+    assert_one_line_error(code, err, "--subjects is empty")
+    code, _, err = run(capsys, "reproduce", "--dataset", "custom", "--quiet")
+    assert_one_line_error(code, err, "--manifest")
+    code, _, err = run(capsys, "report", str(tmp_path / "no-run"))
+    assert_one_line_error(code, err, "no-run", "config.json")
+
+
+def test_reproduce_then_report(capsys, tmp_path):
+    data, out = tmp_path / "synth", tmp_path / "run"
+    cache = tmp_path / "cache"
+    assert run(capsys, "synth", "--out", str(data), "--subjects", "2", "--trials", "10", "--quiet")[0] == 0
+    code, stdout, err = run(capsys, "reproduce", "--data-dir", str(data), "--methods", "majority,eog_only",
+                            "--tasks", "valence", "--folds", "2", "--preset", "smoke", "--epochs", "1",
+                            "--cache-dir", str(cache), "--out", str(out), "--quiet")
+    assert code == 0, err
+    assert len(list(cache.glob("s0?-*.npz"))) == 2
+    assert "wrote" in stdout and (out / "report" / "summary.md").is_file()
+    summary = (out / "report" / "summary.md").read_text()
+    assert "SYNTHETIC DATA" in summary and "majority class" in summary and "EOG-only net" in summary
+    assert (out / "report" / "ablation_valence.png").stat().st_size > 10_000
+    code, stdout, _ = run(capsys, "report", str(out), "--out", str(tmp_path / "again"))
+    assert code == 0 and (tmp_path / "again" / "summary.csv").is_file()

@@ -1,0 +1,482 @@
+"""The evaluation protocol: subjects x folds x tasks x methods, metrics, statistics.
+
+Introduced in ``notebooks/05_evaluation.ipynb``; ``kdlib reproduce`` runs it headless.
+
+One *unit* of work is one fold of one task (of one subject, for the within-subject protocol).
+Inside a unit, in this order and with nothing shared with any other unit::
+
+    split the windows by trial -> train / validation (from the training trials) / test
+    fit the per-channel scaler on the training windows, apply it to all three
+    majority class        : predict the training majority (the floor)
+    eeg_only, eog_only, late_fusion, teacher : fit(train, val), score on test
+    scratch, v1, v2, v3   : distil the *teacher of this unit* into a fresh EOG student
+
+So the teacher is retrained in every fold (its soft labels never saw the fold's test trials),
+early stopping and feedback batches use training trials only, and normalisation statistics come
+from training windows only. Every unit's rows are written to ``<out>/folds/`` atomically as soon
+as the unit finishes: an interrupted run resumes where it stopped and never repeats a unit.
+
+Metrics: accuracy and macro F1 at window level and at trial level (the trial's prediction is the
+mean of its windows' probabilities), each beside the majority-class accuracy of the same test set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+from . import paths
+from .data.splits import Fold, check_no_trial_leakage, leaky_window_split, leave_one_subject_out, trial_kfold
+from .data.windows import TASKS, ChannelScaler, PrepConfig, WindowSet, concat_windows
+from .io import atomic_write
+
+__all__ = [
+    "BASELINE_METHODS",
+    "STUDENT_METHODS",
+    "METHODS",
+    "PAPER_RESULTS",
+    "DataSpec",
+    "ProtocolConfig",
+    "Unit",
+    "scores",
+    "shuffle_trial_labels",
+    "plan_units",
+    "run_unit",
+    "run_protocol",
+    "load_results",
+    "summarize",
+    "paired_tests",
+    "chance_interval",
+]
+
+BASELINE_METHODS = ("majority", "eeg_only", "eog_only", "late_fusion", "teacher")
+STUDENT_METHODS = ("scratch", "v1", "v2", "v3")
+METHODS = BASELINE_METHODS + STUDENT_METHODS
+#: The paper's reported accuracies of the full method (EOG student, Variation 3), in %.
+PAPER_RESULTS = {("deap", "valence"): 70.38, ("deap", "arousal"): 60.41,
+                 ("bjtu", "valence"): 61.31, ("bjtu", "arousal"): 60.31}
+_PROTOCOLS = ("trial_kfold", "loso", "leaky_window")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where a worker finds the windows (data travel as a description, not as arrays).
+
+    Attributes
+    ----------
+    dataset : {'synthetic', 'deap', 'custom'}
+    data_dir : str
+        Folder of the subject files ('' = the dataset's default).
+    manifest : str
+        Manifest file for ``dataset='custom'``.
+    prep : PrepConfig
+    cache_dir : str
+        Cache folder ('' = :func:`kdlib.paths.cache_dir`).
+    """
+
+    dataset: str = "synthetic"
+    data_dir: str = ""
+    manifest: str = ""
+    prep: PrepConfig = PrepConfig()
+    cache_dir: str = ""
+
+    def load(self, subjects=None) -> WindowSet:
+        """Windows of ``subjects`` (all when None), through the per-subject cache."""
+        from .data import cache, dataset_dir
+
+        cdir = self.cache_dir or None
+        if self.dataset == "custom":
+            from .data.custom import load_manifest, prepare_custom
+
+            return prepare_custom(load_manifest(self.manifest), self.prep, subjects=subjects, cache_dir=cdir,
+                                  progress=False)
+        folder = dataset_dir(self.dataset, self.data_dir or None)
+        return cache.prepare_dataset(folder, self.prep, subjects=subjects, cache_dir=cdir, progress=False)
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """Everything that defines a reproduction run (stored as ``config.json`` beside the results)."""
+
+    protocol: Literal["trial_kfold", "loso", "leaky_window"] = "trial_kfold"  # leaky: demonstration only
+    n_folds: int = 5  # trial-level folds per subject (trial_kfold, leaky_window)
+    val_size: float = 0.2  # share of each fold's training trials kept for validation
+    tasks: tuple[str, ...] = TASKS  # binary tasks, each trained separately
+    methods: tuple[str, ...] = METHODS  # what to train in every fold
+    subjects: tuple[str, ...] = ()  # subset of subjects ('' = all)
+    seed: int = 0  # folds, initialisation, batch order
+    model_preset: Literal["smoke", "default", "paper"] = "default"  # kdlib.models presets
+    train_preset: Literal["smoke", "default", "paper"] = "default"  # kdlib.train presets
+    epochs: int | None = None  # override the preset's epoch budget
+    shuffle_labels: bool = False  # control run: trial labels permuted within subject (must give chance)
+    save_checkpoints: bool = False  # write every fold's model state dicts under <out>/checkpoints/
+
+    def __post_init__(self):
+        if self.protocol not in _PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}; choose from {_PROTOCOLS}")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+        if not self.methods:
+            raise ValueError("no methods to run")
+        bad = [t for t in self.tasks if t not in TASKS]
+        if bad or not self.tasks:
+            raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {list(self.tasks)}")
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One fold of one task: the unit of work, of parallelism and of resuming."""
+
+    task: str
+    fold: int
+    subject: str  # the subject (trial_kfold, leaky_window) or the test subject (loso)
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}__{self.subject}__fold{self.fold}"
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+def scores(prob: np.ndarray, y: np.ndarray, groups: np.ndarray, train_majority: int) -> dict:
+    """Window- and trial-level accuracy and macro F1, with the majority-class accuracy beside them.
+
+    Parameters
+    ----------
+    prob : ndarray, shape (N, 2)
+        Class probabilities of the test windows.
+    y : ndarray, shape (N,)
+        True labels (constant within a trial).
+    groups : ndarray, shape (N,)
+        Trial code of every window (:attr:`WindowSet.groups`).
+    train_majority : int
+        The majority class of the *training* labels: the floor predicts it everywhere.
+
+    Returns
+    -------
+    dict
+        ``acc_window, f1_window, acc_trial, f1_trial, majority_window, majority_trial, n_windows,
+        n_trials`` and the trial-level confusion counts ``trial_tn, trial_fp, trial_fn, trial_tp``.
+    """
+    pred = prob.argmax(1)
+    trials, inverse = np.unique(groups, return_inverse=True)
+    trial_prob = np.zeros((len(trials), prob.shape[1]))
+    np.add.at(trial_prob, inverse, prob)  # sum of window probabilities per trial (mean: same argmax)
+    trial_y = np.zeros(len(trials), dtype=y.dtype)
+    trial_y[inverse] = y
+    trial_pred = trial_prob.argmax(1)
+    f1 = lambda t, p: f1_score(t, p, average="macro", labels=[0, 1], zero_division=0)  # noqa: E731
+    (tn, fp), (fn, tp) = confusion_matrix(trial_y, trial_pred, labels=[0, 1])
+    return dict(acc_window=accuracy_score(y, pred), f1_window=f1(y, pred),
+                acc_trial=accuracy_score(trial_y, trial_pred), f1_trial=f1(trial_y, trial_pred),
+                majority_window=float(np.mean(y == train_majority)),
+                majority_trial=float(np.mean(trial_y == train_majority)),
+                n_windows=len(y), n_trials=len(trials), trial_tn=tn, trial_fp=fp, trial_fn=fn, trial_tp=tp)
+
+
+def chance_interval(n_trials: int, p: float = 0.5, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` interval of the accuracy of guessing on ``n_trials`` independent
+    trials (binomial, :func:`scipy.stats.binom.interval`): what "at chance" means for a test set."""
+    from scipy.stats import binom
+
+    lo, hi = binom.interval(level, n_trials, p)
+    return lo / n_trials, hi / n_trials
+
+
+# --- data ------------------------------------------------------------------------------------
+
+def shuffle_trial_labels(ws: WindowSet, seed: int) -> WindowSet:
+    """The control condition: ratings permuted across the trials of each subject.
+
+    Windows of one trial keep one (someone else's) rating, so the labels stay trial-consistent
+    but become independent of the signals: every method must then score at chance.
+    """
+    rng = np.random.default_rng(seed)
+    ratings = ws.ratings.copy()
+    for subject in ws.subjects():
+        mine = np.flatnonzero(ws.subject == subject)
+        trials, first, inverse = np.unique(ws.trial[mine], return_index=True, return_inverse=True)
+        perm = rng.permutation(len(trials))
+        ratings[mine] = ws.ratings[mine][first][perm][inverse]
+    return replace(ws, ratings=ratings)
+
+
+def plan_units(ws: WindowSet, config: ProtocolConfig) -> list[Unit]:
+    """Every (task, fold, subject) unit of the run, in a fixed order."""
+    subjects = ws.subjects()
+    units = []
+    for task in config.tasks:
+        if config.protocol == "loso":
+            units += [Unit(task, k, s) for k, s in enumerate(subjects)]
+        else:
+            units += [Unit(task, k, s) for s in subjects for k in range(config.n_folds)]
+    return units
+
+
+def _fold_of(ws: WindowSet, unit: Unit, config: ProtocolConfig) -> tuple[WindowSet, Fold]:
+    """The windows a unit works on and its fold (recomputed deterministically in the worker)."""
+    if config.protocol == "loso":
+        folds = leave_one_subject_out(ws, unit.task, val_size=config.val_size, seed=config.seed)
+        fold = next(f for f in folds if f.name == f"loso/{unit.subject}")
+        check_no_trial_leakage(ws, fold, by="subject")
+        return ws, fold
+    mine = ws.subset(np.flatnonzero(ws.subject == unit.subject))
+    if config.protocol == "leaky_window":
+        return mine, leaky_window_split(mine, unit.task, config.n_folds, config.val_size, config.seed)[unit.fold]
+    fold = trial_kfold(mine, unit.task, config.n_folds, config.val_size, config.seed)[unit.fold]
+    check_no_trial_leakage(mine, fold)
+    return mine, fold
+
+
+# --- one unit --------------------------------------------------------------------------------
+
+def _presets(config: ProtocolConfig, ws: WindowSet):
+    from . import models, train
+
+    model_cfg = {"smoke": models.SMOKE, "default": models.DEFAULT, "paper": models.PAPER}[config.model_preset]
+    train_cfg = {"smoke": train.SMOKE, "default": train.DEFAULT, "paper": train.PAPER}[config.train_preset]
+    train_cfg = replace(train_cfg, seed=config.seed, progress=False)
+    if config.epochs is not None:
+        train_cfg = replace(train_cfg, epochs=config.epochs)
+    return model_cfg.for_windows(ws), train_cfg
+
+
+def run_unit(spec: DataSpec, unit: Unit, config: ProtocolConfig, checkpoint_dir: str | None = None,
+             num_threads: int | None = 1) -> pd.DataFrame:
+    """Train and score every method of ``config`` on one unit; one row per method.
+
+    Parameters
+    ----------
+    spec : DataSpec
+        Where the windows are (loaded here, in the worker, from the cache).
+    unit : Unit
+    config : ProtocolConfig
+    checkpoint_dir : str, optional
+        Save each model's state dict there (``config.save_checkpoints``).
+    num_threads : int, optional
+        torch threads in this worker (1: parallel units do not fight over cores).
+    """
+    import torch
+
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    ws = spec.load(None if config.protocol == "loso" else [unit.subject])
+    if config.shuffle_labels:
+        ws = shuffle_trial_labels(ws, config.seed)
+    ws, fold = _fold_of(ws, unit, config)
+    scaler = ChannelScaler.fit(ws.subset(fold.train))
+    train, val, test = (scaler.transform(ws.subset(getattr(fold, side))) for side in ("train", "val", "test"))
+    y_train = train.labels(unit.task)
+    majority = int(y_train.mean() >= 0.5)
+    y_test, groups = test.labels(unit.task), test.groups
+    model_cfg, train_cfg = _presets(config, ws)
+    rows, teacher = [], None
+    for method in config.methods:
+        t0 = time.perf_counter()
+        prob, extra, model = _train_method(method, train, val, test, unit.task, model_cfg, train_cfg, teacher)
+        if method == "teacher":
+            teacher = model
+        if checkpoint_dir and model is not None:
+            from .train import save_checkpoint
+
+            save_checkpoint(model, Path(checkpoint_dir) / unit.key / f"{method}.pt", method=method, unit=unit.key)
+        rows.append(dict(task=unit.task, subject=unit.subject, fold=unit.fold, method=method,
+                         **scores(prob, y_test, groups, majority), seconds=time.perf_counter() - t0, **extra))
+    return pd.DataFrame(rows)
+
+
+def _train_method(method, train, val, test, task, model_cfg, train_cfg, teacher):
+    """-> (test probabilities (N, 2), extra columns, trained model or None)."""
+    from .models import build_model
+    from .repro import seed_everything
+    from .train import fit, predict
+
+    if method == "majority":
+        majority = int(train.labels(task).mean() >= 0.5)
+        return np.eye(2)[np.full(len(test), majority)], {}, None
+    if method in BASELINE_METHODS:
+        seed_everything(train_cfg.seed)  # identical initial weights for a given seed
+        result = fit(build_model(method, model_cfg), train, val, task, train_cfg)
+        return predict(result.model, test), dict(best_epoch=result.best_epoch), result.model
+    if teacher is None:
+        teacher = _train_method("teacher", train, val, test, task, model_cfg, train_cfg, None)[2]
+    from .distill import distill_student
+
+    student = distill_student(method, teacher, train, val, task, model_cfg, train_cfg)
+    return predict(student.model, test), dict(best_epoch=student.best_epoch), student.model
+
+
+# --- the whole run ---------------------------------------------------------------------------
+
+def _check_run_folder(out: Path, config: ProtocolConfig, spec: DataSpec) -> None:
+    """Create ``out`` with its config, or make sure an existing run has the same config."""
+    record = {"protocol": config.to_dict(), "data": json.loads(json.dumps(asdict(spec)))}
+    cfg_file = out / "config.json"
+    if cfg_file.is_file():
+        old = json.loads(cfg_file.read_text())
+        if old != record:
+            raise ValueError(f"{out}: holds a run with another configuration; choose another --out "
+                             f"or delete the folder (see {cfg_file})")
+        return
+    from .repro import environment_report
+
+    with atomic_write(cfg_file, "w") as fh:
+        json.dump(record, fh, indent=2)
+    with atomic_write(out / "environment.json", "w") as fh:
+        json.dump(environment_report(), fh, indent=2, default=str)
+
+
+def _unit_file(out: Path, unit: Unit) -> Path:
+    return out / "folds" / f"{unit.key}.csv"
+
+
+def run_protocol(spec: DataSpec, config: ProtocolConfig, out: str | os.PathLike | None = None,
+                 n_jobs: int = 1, backend: Literal["loky", "dask", "sequential"] = "loky",
+                 scheduler: str | None = None, progress: bool = True) -> pd.DataFrame:
+    """Run (or resume) the whole protocol; return one row per (task, subject, fold, method).
+
+    Parameters
+    ----------
+    spec : DataSpec
+        The data set; workers load their subject's windows from the cache.
+    config : ProtocolConfig
+    out : path-like, optional
+        Run folder (default ``results/run``): ``config.json``, ``environment.json``,
+        ``folds/<unit>.csv`` (one per finished unit, written atomically), ``results.csv``.
+    n_jobs : int
+        Units run in parallel (joblib processes, one torch thread each).
+    backend : {'loky', 'dask', 'sequential'}
+        ``dask`` sends the units to a ``dask.distributed`` cluster at ``scheduler``.
+    scheduler : str, optional
+        Address of the Dask scheduler (``tcp://host:8786``), or a ``distributed.Client``.
+    progress : bool
+        tqdm bar over units, with an ETA.
+
+    Notes
+    -----
+    Resuming: units whose file exists are not run again; the folder's ``config.json`` must
+    match, so results of different settings never mix.
+    """
+    from joblib import Parallel, delayed, parallel_config
+    from tqdm.auto import tqdm
+
+    out = paths.resolve(out, paths.results_dir() / "run")
+    out.mkdir(parents=True, exist_ok=True)
+    subjects = list(config.subjects) or None
+    ws = spec.load(subjects)  # fills the cache once, in this process, and fixes the subject list
+    _check_run_folder(out, config, spec)
+    units = plan_units(ws, config)
+    todo = [u for u in units if not _unit_file(out, u).is_file()]
+    ckpt = str(out / "checkpoints") if config.save_checkpoints else None
+    bar = tqdm(total=len(units), initial=len(units) - len(todo), desc="reproduce", unit="fold", disable=not progress)
+    jobs = (delayed(run_unit)(spec, u, config, ckpt) for u in todo)
+    with _backend(backend, scheduler, n_jobs) as kwargs:
+        with parallel_config(**kwargs):
+            for unit, rows in zip(todo, Parallel(return_as="generator")(jobs)) if todo else ():
+                with atomic_write(_unit_file(out, unit), "w") as fh:
+                    rows.to_csv(fh, index=False)
+                bar.update(1)
+    bar.close()
+    results = load_results(out)
+    with atomic_write(out / "results.csv", "w") as fh:
+        results.to_csv(fh, index=False)
+    return results
+
+
+class _backend:
+    """Context: joblib settings for the chosen backend (a Dask client lives as long as the run)."""
+
+    def __init__(self, backend: str, scheduler, n_jobs: int):
+        if backend not in ("loky", "dask", "sequential"):
+            raise ValueError(f"unknown backend {backend!r}; choose loky, dask or sequential")
+        self.backend, self.scheduler, self.n_jobs, self.client = backend, scheduler, n_jobs, None
+
+    def __enter__(self) -> dict:
+        if self.backend == "dask":
+            try:
+                from distributed import Client
+            except ImportError:
+                raise ImportError("the dask backend needs dask.distributed: pip install 'kdlib[cluster]'") from None
+            if self.scheduler is None:
+                raise ValueError("the dask backend needs a scheduler address (--scheduler tcp://host:8786)")
+            self.client = self.scheduler if isinstance(self.scheduler, Client) else Client(self.scheduler)
+            return dict(backend="dask", n_jobs=-1)
+        if self.backend == "sequential" or self.n_jobs == 1:
+            return dict(backend="sequential", n_jobs=1)
+        return dict(backend="loky", n_jobs=self.n_jobs, inner_max_num_threads=1)
+
+    def __exit__(self, *exc):
+        if self.client is not None and self.client is not self.scheduler:
+            self.client.close()
+        return False
+
+
+def load_results(out: str | os.PathLike) -> pd.DataFrame:
+    """All finished units of a run folder, as one table in a stable order."""
+    files = sorted((Path(out) / "folds").glob("*.csv"))
+    if not files:
+        raise FileNotFoundError(f"{out}: no finished folds (folds/*.csv)")
+    table = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    order = {m: i for i, m in enumerate(METHODS)}
+    table = table.assign(_m=table["method"].map(order)).sort_values(["task", "subject", "fold", "_m"])
+    return table.drop(columns="_m").reset_index(drop=True)
+
+
+# --- aggregates and statistics ----------------------------------------------------------------
+
+def summarize(results: pd.DataFrame, metrics=("acc_trial", "f1_trial", "acc_window", "f1_window")):
+    """Per-subject means over folds, then mean ± SD over subjects, per task and method.
+
+    Returns
+    -------
+    (per_subject, overall) : tuple of pandas.DataFrame
+        ``per_subject``: one row per (task, method, subject); ``overall``: one row per
+        (task, method) with ``<metric>_mean`` and ``<metric>_sd`` (SD across subjects), the
+        majority-class accuracy beside them and the number of subjects.
+    """
+    cols = list(metrics) + ["majority_trial", "majority_window"]
+    per_subject = results.groupby(["task", "method", "subject"], sort=False)[cols].mean().reset_index()
+    grouped = per_subject.groupby(["task", "method"], sort=False)
+    overall = grouped[cols].agg(["mean", "std"])
+    overall.columns = [f"{m}_{s.replace('std', 'sd')}" for m, s in overall.columns]
+    overall["n_subjects"] = grouped.size()
+    return per_subject, overall.reset_index()
+
+
+def paired_tests(results: pd.DataFrame, reference: str = "v3", metric: str = "acc_trial") -> pd.DataFrame:
+    """``reference`` against every other method, paired across subjects, per task.
+
+    Paired t-test (:func:`scipy.stats.ttest_rel`), Wilcoxon signed-rank
+    (:func:`scipy.stats.wilcoxon`, NaN with fewer than 6 subjects or all differences zero)
+    and Cohen's d_z (mean difference / SD of the differences).
+    """
+    from scipy import stats
+
+    per_subject, _ = summarize(results, metrics=(metric,))
+    rows = []
+    for task, table in per_subject.groupby("task", sort=False):
+        wide = table.pivot(index="subject", columns="method", values=metric)
+        if reference not in wide:
+            continue
+        for method in [m for m in METHODS if m in wide and m != reference]:
+            diff = (wide[reference] - wide[method]).dropna()
+            n = len(diff)
+            t, p = stats.ttest_rel(wide.loc[diff.index, reference], wide.loc[diff.index, method]) if n > 1 else (np.nan, np.nan)
+            w, pw = (stats.wilcoxon(diff) if n >= 6 and np.any(diff != 0) else (np.nan, np.nan))
+            sd = diff.std(ddof=1) if n > 1 else np.nan
+            rows.append(dict(task=task, reference=reference, method=method, metric=metric, n_subjects=n,
+                             mean_diff=diff.mean(), t=t, p_t=p, wilcoxon_W=w, p_wilcoxon=pw,
+                             cohen_dz=diff.mean() / sd if sd and sd > 0 else np.nan))
+    return pd.DataFrame(rows)

@@ -1,0 +1,179 @@
+"""The evaluation protocol: fold hygiene, chance on shuffled labels, resume, Dask, statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kdlib import evaluate
+from kdlib.data import synthetic
+from kdlib.evaluate import DataSpec, ProtocolConfig, run_protocol
+
+FAST = dict(n_folds=2, model_preset="smoke", train_preset="smoke", epochs=1)
+TIMING = ["seconds"]
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory) -> DataSpec:
+    """Two synthetic subjects with 12 trials each, and a cache of their own."""
+    root = tmp_path_factory.mktemp("evaluate")
+    synthetic.write_dataset(root / "synthetic", synthetic.SynthConfig(n_subjects=2, n_trials=12), progress=False)
+    return DataSpec(dataset="synthetic", data_dir=str(root / "synthetic"), cache_dir=str(root / "cache"))
+
+
+def _stable(table: pd.DataFrame) -> pd.DataFrame:
+    return table.drop(columns=TIMING).reset_index(drop=True)
+
+
+def test_scores_window_and_trial_level():
+    prob = np.array([[0.9, 0.1], [0.4, 0.6], [0.45, 0.55], [0.2, 0.8], [0.3, 0.7], [0.8, 0.2]])
+    y = np.array([0, 0, 0, 1, 1, 1])
+    groups = np.array([0, 0, 0, 1, 1, 1])  # two trials of three windows
+    s = evaluate.scores(prob, y, groups, train_majority=1)
+    assert s["acc_window"] == pytest.approx(3 / 6)
+    assert s["acc_trial"] == 1.0  # trial 0: mean p(high) 0.42 -> low; trial 1: 0.57 -> high
+    assert s["majority_trial"] == 0.5 and s["n_trials"] == 2 and s["n_windows"] == 6
+    assert (s["trial_tn"], s["trial_fp"], s["trial_fn"], s["trial_tp"]) == (1, 0, 0, 1)
+
+
+def test_chance_interval():
+    lo, hi = evaluate.chance_interval(40)
+    assert lo < 0.5 < hi and hi - lo == pytest.approx(0.3, abs=0.05)
+    assert evaluate.chance_interval(400)[1] < hi
+
+
+def test_shuffled_labels_stay_trial_consistent(spec):
+    ws = spec.load()
+    shuffled = evaluate.shuffle_trial_labels(ws, seed=1)
+    for key in np.unique(ws.groups):
+        rows = shuffled.ratings[ws.groups == key]
+        assert (rows == rows[0]).all()
+    assert not np.array_equal(shuffled.ratings, ws.ratings)
+    assert sorted(map(tuple, shuffled.trial_table()[["valence"]].to_numpy())) == \
+        sorted(map(tuple, ws.trial_table()[["valence"]].to_numpy()))  # same ratings, new trials
+
+
+def test_teacher_retrained_in_every_fold_and_test_never_seen(spec, tmp_path, monkeypatch):
+    import kdlib.models
+    import kdlib.train
+
+    built, fitted, predicted = [], [], []
+    build, fit, predict = kdlib.models.build_model, kdlib.train.fit, kdlib.train.predict
+
+    def spy_build(name, config):
+        model = build(name, config)
+        built.append((name, id(model), model))
+        return model
+
+    def spy_fit(model, train, val, task, config, **kw):
+        fitted.append((set(zip(train.subject, train.trial)), set(zip(val.subject, val.trial))))
+        return fit(model, train, val, task, config, **kw)
+
+    def spy_predict(model, ws, *a, **kw):
+        predicted.append(set(zip(ws.subject, ws.trial)))
+        return predict(model, ws, *a, **kw)
+
+    monkeypatch.setattr(kdlib.models, "build_model", spy_build)
+    monkeypatch.setattr(kdlib.train, "fit", spy_fit)
+    monkeypatch.setattr(kdlib.train, "predict", spy_predict)
+    config = ProtocolConfig(methods=("majority", "eog_only", "teacher"), tasks=("valence",), **FAST)
+    results = run_protocol(spec, config, out=tmp_path / "run", progress=False)
+    n_units = 2 * 2  # subjects x folds
+    teachers = [b for b in built if b[0] == "teacher"]
+    assert len(teachers) == n_units and len({t[1] for t in teachers}) == n_units  # a new teacher per fold
+    assert len(fitted) == len(predicted) == 2 * n_units
+    for (train, val), test in zip(fitted, predicted):
+        assert not (test & train) and not (test & val) and not (train & val)
+    assert set(results["method"]) == {"majority", "eog_only", "teacher"} and len(results) == 3 * n_units
+
+
+def test_labels_independent_of_signals_give_chance(spec, tmp_path):
+    config = ProtocolConfig(methods=("majority", "eeg_only", "eog_only", "late_fusion", "teacher"),
+                            shuffle_labels=True, seed=3, **FAST)
+    results = run_protocol(spec, config, out=tmp_path / "control", progress=False)
+    n_trials = int(results.groupby(["task", "subject", "fold"])["n_trials"].first().groupby("task").sum().min())
+    lo, hi = evaluate.chance_interval(n_trials, level=1 - 0.01 / 10)  # 99 %, Bonferroni over 10 cells
+    pooled = results.groupby(["task", "method"]).apply(
+        lambda g: np.average(g["acc_trial"], weights=g["n_trials"]), include_groups=False)
+    assert ((pooled >= lo) & (pooled <= hi)).all(), pooled
+
+
+def test_resume_after_interruption_gives_the_same_table(spec, tmp_path, monkeypatch):
+    config = ProtocolConfig(methods=("majority", "eog_only"), tasks=("arousal",), **FAST)
+    clean = run_protocol(spec, config, out=tmp_path / "clean", progress=False)
+    calls = {"n": 0}
+    real = evaluate.run_unit
+
+    def dies_on_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "run_unit", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_protocol(spec, config, out=tmp_path / "resumed", progress=False)
+    assert len(list((tmp_path / "resumed" / "folds").glob("*.csv"))) == 2
+    monkeypatch.setattr(evaluate, "run_unit", real)
+    ran = []
+    monkeypatch.setattr(evaluate, "run_unit", lambda s, u, *a, **k: ran.append(u.key) or real(s, u, *a, **k))
+    resumed = run_protocol(spec, config, out=tmp_path / "resumed", progress=False)
+    assert len(ran) == 2  # only the two unfinished units
+    pd.testing.assert_frame_equal(_stable(resumed), _stable(clean))
+
+
+def test_run_folder_refuses_another_configuration(spec, tmp_path):
+    config = ProtocolConfig(methods=("majority",), tasks=("valence",), **FAST)
+    run_protocol(spec, config, out=tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        run_protocol(spec, ProtocolConfig(methods=("majority",), tasks=("valence",), seed=9, **FAST),
+                     out=tmp_path / "run", progress=False)
+
+
+def test_parallel_and_dask_give_the_same_results(spec, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    config = ProtocolConfig(methods=("majority", "eog_only"), tasks=("valence",), **FAST)
+    local = run_protocol(spec, config, out=tmp_path / "local", progress=False)
+    parallel = run_protocol(spec, config, out=tmp_path / "parallel", n_jobs=2, progress=False)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        dask = run_protocol(spec, config, out=tmp_path / "dask", backend="dask", scheduler=cluster.scheduler_address,
+                            progress=False)
+    pd.testing.assert_frame_equal(_stable(parallel), _stable(local))
+    pd.testing.assert_frame_equal(_stable(dask), _stable(local))
+
+
+def test_leave_one_subject_out_units(spec, tmp_path):
+    config = ProtocolConfig(protocol="loso", methods=("majority",), tasks=("valence",), **FAST)
+    results = run_protocol(spec, config, out=tmp_path / "loso", progress=False)
+    assert sorted(results["subject"]) == ["s01", "s02"] and (results["n_trials"] == 12).all()
+
+
+def test_summaries_and_paired_tests():
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(8):
+        for method, shift in (("scratch", 0.0), ("v3", 0.08)):
+            for fold in range(2):
+                acc = 0.55 + shift + rng.normal(0, 0.01)
+                rows.append(dict(task="valence", subject=f"s{s:02d}", fold=fold, method=method, acc_trial=acc,
+                                 f1_trial=acc, acc_window=acc, f1_window=acc, majority_trial=0.5,
+                                 majority_window=0.5))
+    results = pd.DataFrame(rows)
+    per_subject, overall = evaluate.summarize(results)
+    assert len(per_subject) == 16 and set(overall["n_subjects"]) == {8}
+    assert overall.set_index("method").loc["v3", "acc_trial_mean"] == pytest.approx(0.63, abs=0.01)
+    tests = evaluate.paired_tests(results)
+    row = tests.iloc[0]
+    assert row["method"] == "scratch" and row["mean_diff"] == pytest.approx(0.08, abs=0.01)
+    assert row["p_t"] < 1e-4 and row["p_wilcoxon"] < 0.01 and row["cohen_dz"] > 3
+
+
+def test_protocol_config_errors():
+    with pytest.raises(ValueError, match="unknown method"):
+        ProtocolConfig(methods=("v9",))
+    with pytest.raises(ValueError, match="unknown protocol"):
+        ProtocolConfig(protocol="random")
+    with pytest.raises(ValueError, match="tasks"):
+        ProtocolConfig(tasks=())
