@@ -15,6 +15,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -qq --disable-pip-version-check
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+# torcheeg, for benchmarks/bench_vs_torcheeg.py only: 1.1.3 needs numpy<2 and scipy 1.10 (binary
+# wheel), so it gets its own git-ignored environment and never enters kdlib's dependencies.
+# torch 2.13.0 is the CPU build pip finds here (a bare `torch` pulls a multi-GB CUDA build).
+TORCHEEG_VENV := benchmarks/.bench-venv
+TORCHEEG_STAMP := $(TORCHEEG_VENV)/.installed
+TORCHEEG_PINS := torcheeg==1.1.3 torch==2.13.0 'numpy<2' scipy==1.10.1 'pandas<3' 'psutil>=5.9,<8'
 KERNEL := kdlib
 
 # Synthetic DEAP-format data set (kdlib.data.synthetic): one preset at a time in data/synthetic/,
@@ -73,7 +79,12 @@ $(BENCH_STAMP): $(STAMP)
 	$(PIP) install -e '.[dev,bench]'
 	touch $@
 
-bench: $(BENCH_STAMP)  ## run every benchmarks/*.py (results go to benchmarks/results/)
+$(TORCHEEG_STAMP):
+	test -x $(TORCHEEG_VENV)/bin/python || $(PYTHON) -m venv $(TORCHEEG_VENV)
+	$(TORCHEEG_VENV)/bin/python -m pip -qq --disable-pip-version-check install --only-binary scipy $(TORCHEEG_PINS)
+	touch $@
+
+bench: $(BENCH_STAMP) $(TORCHEEG_STAMP)  ## run every benchmarks/*.py (results go to benchmarks/results/)
 	@shopt -s nullglob; scripts=(benchmarks/*.py); \
 	if [ $${#scripts[@]} -eq 0 ]; then echo "no benchmark scripts in benchmarks/"; exit 0; fi; \
 	for script in "$${scripts[@]}"; do echo "== $$script"; $(PY) "$$script"; done
@@ -86,5 +97,5 @@ clean:  ## remove build/ and caches (keeps data/ and .venv)
 	find . \( -path ./$(VENV) -o -path ./.git -o -path ./benchmarks/.bench-venv \) -prune -o \
 	    -type d \( -name __pycache__ -o -name .ipynb_checkpoints \) -prune -exec rm -rf {} +
 
-distclean: clean  ## also remove data/ (generated data and caches) and .venv
-	rm -rf data $(VENV)
+distclean: clean  ## also remove data/ (generated data and caches), .venv and the torcheeg bench environment
+	rm -rf data $(VENV) $(TORCHEEG_VENV)

@@ -14,6 +14,9 @@ process so that peak memory (``ru_maxrss``) belongs to that step alone:
   baseline correction, windows, atomic cache write);
 * ``cached`` -- the same call again: every subject read from the cache.
 
+``cold`` and ``cached`` also sum every window (the entries are memory-mapped: opening one reads
+nothing, so the step reads the windows to count what a user pays).
+
 Subjects are processed one at a time and dropped, as in a per-subject training loop, so that
 the three steps hold the same amount of data at once. The file pages are in the OS cache for
 every step (a warm-up read runs first): this measures the code, not the disk.
@@ -42,21 +45,34 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def _measure(step: str, data_dir: Path, cache_dir: Path, n_subjects: int) -> dict:
     """Run one step in this process; return seconds and peak RSS."""
+    import numpy as np
+
     from kdlib.data import cache, deap
     from kdlib.data.windows import DEFAULT
 
     files = deap.subject_files(data_dir)[:n_subjects]
     t0 = time.perf_counter()
-    n_windows = 0
+    n_windows, checksum = 0, 0.0
     for f in files:
         if step == "read":
             arrays = deap.load_dat(f, validate=False)
             n_windows += arrays["data"].shape[0]
-        else:
-            n_windows += len(cache.prepare_subject(f, DEFAULT, cache_dir=cache_dir))
+        else:  # read every window (a cached entry is memory-mapped: opening it reads nothing)
+            ws = cache.prepare_subject(f, DEFAULT, cache_dir=cache_dir)
+            checksum += float(ws.eeg.sum(dtype=np.float64)) + float(ws.eog.sum(dtype=np.float64))
+            n_windows += len(ws)
     seconds = time.perf_counter() - t0
-    return {"step": step, "seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "items": n_windows}
+    return {"step": step, "seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "items": n_windows}
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process, MB: ``VmHWM``. Not ``ru_maxrss``: Linux carries
+    that over from the parent through fork and exec, so a child reports at least the parent's peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024  # KiB
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _run_child(step: str, args) -> dict:
@@ -93,17 +109,17 @@ def main() -> None:
     source_mb = _du_mb(args.data)
     _run_child("read", args)  # warm the page cache
 
-    rows = []
+    rows, load_before = [], os.getloadavg()[0]
     for rep in range(args.repeat):
-        rows.append({**_run_child("read", args), "rep": rep})
+        rows.append({**_run_child("read", args), "rep": rep, "load1": os.getloadavg()[0]})
         shutil.rmtree(args.cache, ignore_errors=True)
-        rows.append({**_run_child("cold", args), "rep": rep})
-        rows.append({**_run_child("cached", args), "rep": rep})
+        rows.append({**_run_child("cold", args), "rep": rep, "load1": os.getloadavg()[0]})
+        rows.append({**_run_child("cached", args), "rep": rep, "load1": os.getloadavg()[0]})
     cache_mb = _du_mb(args.cache)
-    _report(rows, source_mb, cache_mb, args)
+    _report(rows, source_mb, cache_mb, args, load_before)
 
 
-def _report(rows, source_mb, cache_mb, args) -> None:
+def _report(rows, source_mb, cache_mb, args, load_before) -> None:
     import pandas as pd
 
     df = pd.DataFrame(rows)
@@ -116,15 +132,23 @@ def _report(rows, source_mb, cache_mb, args) -> None:
     df.to_csv(RESULTS / "bench_data_runs.csv", index=False)
     summary.round(3).to_csv(RESULTS / "bench_data.csv")
     cold, cached = summary.loc["cold", "x_read_time"], summary.loc["cached", "x_read_time"]
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.machine()) if os.path.exists("/proc/cpuinfo") else platform.machine()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    machine = f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM; Python {platform.python_version()}, {platform.platform()}"
     md = [
-        "# bench_data: preparing 32 DEAP-format subjects",
+        f"# bench_data: preparing {args.subjects} DEAP-format subjects",
         "",
-        f"Command: `.venv/bin/python benchmarks/bench_data.py --subjects {args.subjects} --repeat {args.repeat}`",
-        f"Machine: {machine}",
-        f"Source: {args.subjects} synthetic subjects at full DEAP size, {source_mb:.0f} MB of `sNN.dat`; "
-        f"cache: {cache_mb:.0f} MB (float32 windows, 4 s, no overlap).",
-        "Each step in a fresh process, file pages already in the OS cache; median of the repetitions.",
+        f"- Command: `.venv/bin/python benchmarks/bench_data.py --subjects {args.subjects} --repeat {args.repeat}`",
+        f"- Machine: {machine}",
+        f"- Load average (1 min): {load_before:.2f} before, {df.load1.min():.2f}-{df.load1.max():.2f} during the steps "
+        "(other jobs share this machine)",
+        f"- Source: {args.subjects} synthetic subjects at full DEAP size, {source_mb:.0f} MB of `sNN.dat`; "
+        f"cache: {cache_mb:.0f} MB (kdlib's default `PrepConfig`: EOG band-pass, baseline mean, float32 windows, "
+        "4 s, no overlap).",
+        "- Steps: `read` = `load_dat` of every file (the floor); `cold` = `prepare_subject` of every file with an "
+        "empty cache; `cached` = the same from the cache. Each step in a fresh process, file pages already in the "
+        "OS cache; median of the repetitions; peak RSS = `VmHWM` of the step's process.",
         "",
         summary.round(3).to_markdown(),
         "",

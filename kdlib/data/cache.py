@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from dataclasses import replace
+
 from tqdm.auto import tqdm
 
 from .. import paths
@@ -92,12 +94,13 @@ def save_entry(path: Path, ws: WindowSet) -> Path:
 def load_entry(path: Path) -> WindowSet:
     """Read a cache entry; raise ``ValueError`` naming the file if it is unreadable."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return WindowSet(
-                eeg=z["eeg"], eog=z["eog"], ratings=z["ratings"], subject=z["subject"], trial=z["trial"],
-                start_s=z["start_s"], fs=float(z["fs"]), eeg_channels=tuple(z["eeg_channels"].tolist()),
-                eog_channels=tuple(z["eog_channels"].tolist()), threshold=float(z["threshold"]),
-                rule=str(z["rule"]), rating_names=tuple(z["rating_names"].tolist()))
+        with np.load(path, allow_pickle=False) as npz:
+            z = {name: npz[name] for name in npz.files}
+        return WindowSet(
+            eeg=z["eeg"], eog=z["eog"], ratings=z["ratings"], subject=z["subject"], trial=z["trial"],
+            start_s=z["start_s"], fs=float(z["fs"]), eeg_channels=tuple(z["eeg_channels"].tolist()),
+            eog_channels=tuple(z["eog_channels"].tolist()), threshold=float(z["threshold"]),
+            rule=str(z["rule"]), rating_names=tuple(z["rating_names"].tolist()))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ValueError(f"{path}: unreadable cache entry ({type(exc).__name__}: {exc})") from None
 
@@ -179,4 +182,30 @@ def prepare_dataset(data_dir: str | os.PathLike, config: PrepConfig = DEFAULT, s
     files = deap.subject_files(data_dir, subjects)
     parts = [prepare_subject(f, config, cache_dir, use_cache)
              for f in tqdm(files, desc="prepare", unit="subject", disable=not progress)]
-    return concat_windows(parts)
+    return _concat_releasing(parts)
+
+
+def _concat_releasing(parts: list[WindowSet]) -> WindowSet:
+    """:func:`concat_windows` of ``parts``, emptying the list as it copies, so that each part's
+    memory is released once copied: the peak is about one copy of the
+    data set, not two."""
+    if len(parts) <= 1:
+        return concat_windows(parts)
+    head = concat_windows([p.subset(np.arange(0)) for p in parts])  # checks the layouts; no data
+    n = sum(len(p) for p in parts)
+    eeg = np.empty((n, *parts[0].eeg.shape[1:]), np.result_type(*[p.eeg.dtype for p in parts]))  # (N, n_eeg, T)
+    eog = np.empty((n, *parts[0].eog.shape[1:]), np.result_type(*[p.eog.dtype for p in parts]))  # (N, n_eog, T)
+    small = {name: [] for name in ("ratings", "subject", "trial", "start_s")}
+    row = 0
+    parts.reverse()
+    while parts:
+        p = parts.pop()
+        eeg[row:row + len(p)], eog[row:row + len(p)] = p.eeg, p.eog
+        for name, got in small.items():
+            got.append(getattr(p, name))
+        row += len(p)
+        del p
+    width = max(s.dtype.itemsize // 4 for s in small["subject"])
+    return replace(head, eeg=eeg, eog=eog, ratings=np.concatenate(small["ratings"]),
+                   subject=np.concatenate(small["subject"]).astype(f"<U{width}"),
+                   trial=np.concatenate(small["trial"]), start_s=np.concatenate(small["start_s"]))

@@ -13,13 +13,20 @@ Layout of one preprocessed subject file (a pickled ``dict``)::
 The genuine files are Python-2 pickles; they are read with ``encoding="latin1"`` through a
 restricted unpickler that only rebuilds numpy arrays: a ``.dat`` that asks for anything else
 (``os.system``, ``builtins.eval``, ...) is refused before any of it runs.
+
+Two readers share those rules: :func:`load_dat` copies the arrays into memory;
+:func:`map_dat` (used by :func:`load_subject`) maps the file and returns read-only views of
+the large arrays' bytes where they lie in the file, so preparing windows reads only the
+channels it keeps and never holds a float64 copy of the whole subject.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import pickle
 import re
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +49,7 @@ __all__ = [
     "RATING_NAMES",
     "DeapFormatError",
     "load_dat",
+    "map_dat",
     "load_mat",
     "save_dat",
     "validate_deap_arrays",
@@ -164,6 +172,161 @@ def load_dat(path: str | os.PathLike, *, validate: bool = True) -> dict[str, np.
     return _to_arrays(obj, path, validate)
 
 
+_LARGE = 1 << 16  #: a byte string at least this long (outside a pickle frame) is mapped, not read
+
+
+class _Span:
+    """Where a large byte string lies in the file (``offset``, ``length``): read later, by mapping."""
+
+    __slots__ = ("offset", "length")
+
+    def __init__(self, offset: int, length: int):
+        self.offset, self.length = offset, length
+
+
+class _ArraySpec:
+    """Stands in for an ndarray whose bytes are a :class:`_Span` (set by the pickle's BUILD)."""
+
+    def __init__(self, shape=(0,), dtype=np.uint8, fortran=False, raw=None):
+        self.shape, self.dtype, self.fortran, self.raw = tuple(shape), np.dtype(dtype), bool(fortran), raw
+
+    def __setstate__(self, state):  # ndarray.__setstate__'s layouts: (version, shape, dtype, fortran, raw) or without version
+        if len(state) == 5:
+            state = state[1:]
+        self.shape, self.dtype, self.fortran, self.raw = tuple(state[0]), state[1], bool(state[2]), state[3]
+
+
+def _lazy_reconstruct(cls, shape, typecode):
+    """numpy's ``multiarray._reconstruct``, deferred: the state is applied by :class:`_ArraySpec`."""
+    if cls is not np.ndarray:
+        raise pickle.UnpicklingError(f"only numpy.ndarray may be rebuilt, not {cls!r}")
+    return _ArraySpec()
+
+
+def _lazy_frombuffer(buf, dtype, shape, order):
+    """numpy's ``numeric._frombuffer`` (pickle protocol 5), deferred like :func:`_lazy_reconstruct`."""
+    return _ArraySpec(shape, dtype, order == "F", buf)
+
+
+class _MappingUnpickler(pickle._Unpickler):  # the pure-Python unpickler: its opcodes can be overridden
+    """The same allow-list as :class:`_NumpyOnlyUnpickler`, but large byte strings are skipped
+    and recorded as :class:`_Span` s, and arrays as :class:`_ArraySpec` s (see :func:`map_dat`)."""
+
+    _allowed = {**_NumpyOnlyUnpickler._allowed,
+                **{(f"{core}.multiarray", "_reconstruct"): _lazy_reconstruct for core in ("numpy.core", "numpy._core")},
+                **{(f"{core}.numeric", "_frombuffer"): _lazy_frombuffer for core in ("numpy.core", "numpy._core")}}
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file, source: str):
+        super().__init__(file, encoding="latin1")
+        self._fh, self._source = file, source
+
+    find_class = _NumpyOnlyUnpickler.find_class
+    persistent_load = _NumpyOnlyUnpickler.persistent_load
+
+    def _bytes(self, n: int, decode=None):
+        frame = self._unframer.current_frame  # protocol 4 writes large strings between frames
+        if n < _LARGE or (frame is not None and frame.tell() < len(frame.getbuffer())):
+            data = self.read(n)
+            if len(data) != n:
+                raise EOFError("pickle data was truncated")
+            self.append(decode(data) if decode else data)
+            return
+        offset = self._fh.tell()
+        self._fh.seek(n, os.SEEK_CUR)
+        self.append(_Span(offset, n))
+
+    def _load_sized(fmt, decode=None):  # noqa: N805 -- builds the opcode handlers below
+        size = struct.calcsize(fmt)
+
+        def load(self):
+            (n,) = struct.unpack(fmt, self.read(size))
+            if n < 0:
+                raise pickle.UnpicklingError("negative byte count")
+            self._bytes(n, decode(self) if decode else None)
+        return load
+
+    dispatch[pickle.BINBYTES[0]] = _load_sized("<I")
+    dispatch[pickle.BINBYTES8[0]] = _load_sized("<Q")
+    dispatch[pickle.BYTEARRAY8[0]] = _load_sized("<Q")
+    dispatch[pickle.BINSTRING[0]] = _load_sized("<i", lambda self: self._decode_string)  # Python-2 str
+    del _load_sized
+
+
+def _map_array(spec, mm: mmap.mmap | None, size: int, path: Path):
+    """An :class:`_ArraySpec` -> ndarray: a read-only view of the mapped file, or a small copy."""
+    if not isinstance(spec, _ArraySpec):
+        return spec
+    if not isinstance(spec.dtype, np.dtype) or spec.dtype.hasobject:
+        raise DeapFormatError(f"{path}: refused to load: an array of {spec.dtype!r}")
+    raw, order = spec.raw, "F" if spec.fortran else "C"
+    n_bytes = int(np.prod(spec.shape, dtype=np.int64)) * spec.dtype.itemsize
+    if isinstance(raw, _Span):
+        if raw.offset + raw.length > size:
+            raise DeapFormatError(f"{path}: not a readable DEAP pickle (truncated or corrupt?): "
+                                  f"an array ends at byte {raw.offset + raw.length} of {size}")
+        if raw.length != n_bytes:
+            raise DeapFormatError(f"{path}: not a readable DEAP pickle (truncated or corrupt?): "
+                                  f"{raw.length} bytes for an array of shape {spec.shape}")
+        return np.ndarray(spec.shape, spec.dtype, buffer=mm, offset=raw.offset, order=order)
+    if isinstance(raw, str):  # a Python-2 str, decoded as latin-1 (what numpy itself does)
+        raw = raw.encode("latin1")
+    if len(raw) != n_bytes:
+        raise DeapFormatError(f"{path}: not a readable DEAP pickle (truncated or corrupt?): "
+                              f"{len(raw)} bytes for an array of shape {spec.shape}")
+    return np.frombuffer(bytes(raw), spec.dtype).reshape(spec.shape, order=order).copy(order=order)
+
+
+def map_dat(path: str | os.PathLike, *, validate: bool = True) -> dict[str, np.ndarray]:
+    """Open one preprocessed DEAP Python file like :func:`load_dat`, without reading its arrays.
+
+    The pickle is walked with the same allow-list as :func:`load_dat` (nothing but numpy's
+    array rebuilders may be named), but every large array is returned as a **read-only view
+    of the memory-mapped file**: its bytes are read from the OS page cache only when (and
+    where) they are used. Preparing windows touches 34 of the 40 channels once, instead of
+    copying all of them into memory first.
+
+    Parameters
+    ----------
+    path : path-like
+    validate : bool
+        As in :func:`load_dat` (the check reads every sample once).
+
+    Returns
+    -------
+    dict
+        ``{"data": ..., "labels": ...}``, same shapes, dtypes and values as :func:`load_dat`.
+        ``data`` is read-only and valid while it is referenced (the mapping closes with it).
+
+    Raises
+    ------
+    DeapFormatError
+        As :func:`load_dat`, with the same messages.
+    """
+    path = Path(path)
+    _require_file(path)
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        try:
+            obj = _MappingUnpickler(fh, str(path)).load()
+        except DeapFormatError:
+            raise
+        except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError,
+                IndexError, KeyError, MemoryError, struct.error) as exc:
+            raise DeapFormatError(
+                f"{path}: not a readable DEAP pickle (truncated or corrupt?): "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        spans = isinstance(obj, dict) and any(isinstance(v, _ArraySpec) and isinstance(v.raw, _Span)
+                                             for v in obj.values())
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if spans else None
+    if mm is not None and hasattr(mmap, "MADV_SEQUENTIAL"):
+        mm.madvise(mmap.MADV_SEQUENTIAL)
+    if isinstance(obj, dict):
+        obj = {k: _map_array(v, mm, size, path) for k, v in obj.items()}
+    return _to_arrays(obj, path, validate)
+
+
 def load_mat(path: str | os.PathLike, *, validate: bool = True) -> dict[str, np.ndarray]:
     """Load one preprocessed DEAP MATLAB file (``sNN.mat``) with :func:`scipy.io.loadmat`.
 
@@ -201,7 +364,7 @@ def _to_arrays(obj, path: Path, validate: bool) -> dict[str, np.ndarray]:
 
 
 def validate_deap_arrays(data: np.ndarray, labels: np.ndarray, *, source: str = "<arrays>",
-                         n_trials: int | None = None) -> None:
+                         n_trials: int | None = None, check_finite: bool = True) -> None:
     """Check one subject's arrays against the DEAP layout; raise :class:`DeapFormatError`.
 
     Parameters
@@ -213,6 +376,8 @@ def validate_deap_arrays(data: np.ndarray, labels: np.ndarray, *, source: str = 
     n_trials : int, optional
         Required number of trials. ``None`` accepts any number >= 2 (real DEAP has 40; the
         synthetic generator can write fewer for quick runs).
+    check_finite : bool
+        Also check that every sample of ``data`` is finite (one pass over the data).
     """
     if data.ndim != 3 or data.shape[1:] != (N_CHANNELS, N_SAMPLES):
         raise DeapFormatError(f"{source}: 'data' has shape {data.shape}, expected "
@@ -234,6 +399,17 @@ def validate_deap_arrays(data: np.ndarray, labels: np.ndarray, *, source: str = 
         t, r = np.argwhere(out)[0]
         raise DeapFormatError(f"{source}: rating out of range [{lo:g}, {hi:g}]: "
                               f"{RATING_NAMES[r]} = {labels[t, r]:g} in trial {t}")
+    if not check_finite:
+        return
+    # One summing pass finds any NaN or inf (they propagate into the sums) without a boolean
+    # copy of the data; only then (or after an overflow of huge finite values) look closer.
+    if np.isfinite(data.sum(axis=2)).all():
+        return
+    _check_finite(data, source)
+
+
+def _check_finite(data: np.ndarray, source: str) -> None:
+    """Raise :class:`DeapFormatError` naming the first trial and channel with a NaN or inf."""
     finite = np.isfinite(data).all(axis=2)  # (n_trials, n_channels)
     if not finite.all():
         t, c = np.argwhere(~finite)[0]
@@ -313,13 +489,22 @@ def load_subject(path: str | os.PathLike) -> Recording:
     3 s pre-trial baseline still in front of each trial; ratings keep all four scales.
     """
     path = Path(path)
-    arrays = load_mat(path) if path.suffix == ".mat" else load_dat(path)
+    # map_dat: the file is mapped, not copied; channels 1-34 are read once, into float32, and
+    # the check for NaN/inf (validate_deap_arrays) runs on those copies and on channels 35-40.
+    arrays = load_mat(path, validate=False) if path.suffix == ".mat" else map_dat(path, validate=False)
     data, labels = arrays["data"], arrays["labels"]
+    validate_deap_arrays(data, labels, source=str(path), check_finite=False)  # finiteness: below
     n_trials = data.shape[0]
+    eeg_sl, eog_sl = slice(EEG_IDX[0], EEG_IDX[-1] + 1), slice(EOG_IDX[0], EOG_IDX[-1] + 1)  # slices: no float64 copy
+    eeg = np.ascontiguousarray(data[:, eeg_sl], dtype=np.float32)  # (n_trials, 32, n_samples)
+    eog = np.ascontiguousarray(data[:, eog_sl], dtype=np.float32)  # (n_trials, 2, n_samples)
+    sums = [x.sum(axis=2) for x in (eeg, eog, data[:, eog_sl.stop:])]  # NaN/inf propagate into the sums
+    if not all(np.isfinite(s).all() for s in sums):
+        _check_finite(data, str(path))  # names trial and channel (a float32 overflow alone passes)
     return Recording(
         subject=subject_id_from_path(path),
-        eeg=np.ascontiguousarray(data[:, EEG_IDX], dtype=np.float32),
-        eog=np.ascontiguousarray(data[:, EOG_IDX], dtype=np.float32),
+        eeg=eeg,
+        eog=eog,
         ratings=np.asarray(labels, dtype=np.float32),
         eeg_channels=EEG_CHANNELS,
         eog_channels=EOG_CHANNELS,

@@ -197,11 +197,26 @@ def baseline_correct(x: np.ndarray, n_baseline: int) -> np.ndarray:
     return x - x[..., :n_baseline].mean(axis=-1, keepdims=True)
 
 
-def _cut(x: np.ndarray, win: int, stride: int) -> np.ndarray:
-    """(n_trials, C, T) -> (n_trials * n_win, C, win) float32, windows of a trial consecutive."""
+def _baseline_mean(x: np.ndarray, n_baseline: int) -> np.ndarray | None:
+    """(n_trials, C, T) -> (n_trials, C, 1): the mean over the baseline, as :func:`baseline_correct` takes it."""
+    return x[..., :n_baseline].mean(axis=-1, keepdims=True) if n_baseline > 0 else None
+
+
+def _cut(x: np.ndarray, win: int, stride: int, minus: np.ndarray | None = None) -> np.ndarray:
+    """(n_trials, C, T) -> (n_trials * n_win, C, win) float32, windows of a trial consecutive.
+
+    ``minus`` (n_trials, C, 1), e.g. the baseline mean, is subtracted on the way: one pass over
+    the data, the same numbers as :func:`baseline_correct` followed by the cut.
+    """
     views = np.lib.stride_tricks.sliding_window_view(x, win, axis=-1)[..., ::stride, :]  # (n, C, n_win, win)
     n, c, n_win, _ = views.shape
-    return np.ascontiguousarray(views.transpose(0, 2, 1, 3), dtype=np.float32).reshape(n * n_win, c, win)
+    out = np.empty((n, n_win, c, win), dtype=np.float32)  # (n, n_win, C, win)
+    src = views.transpose(0, 2, 1, 3)  # (n, n_win, C, win)
+    if minus is None:
+        np.copyto(out, src, casting="same_kind")
+    else:
+        np.subtract(src, minus[:, None], out=out, casting="same_kind")  # minus: (n, 1, C, 1)
+    return out.reshape(n * n_win, c, win)
 
 
 def make_windows(rec: Recording, config: PrepConfig = DEFAULT) -> WindowSet:
@@ -227,11 +242,9 @@ def make_windows(rec: Recording, config: PrepConfig = DEFAULT) -> WindowSet:
     eog = rec.eog
     if config.eog_band is not None:
         eog = filter_eog(eog, fs, config.eog_band, config.eog_filter_order)
-    eeg = rec.eeg
-    if config.baseline == "mean":
-        eeg, eog = baseline_correct(eeg, n_base), baseline_correct(eog, n_base)
-    eeg_w = _cut(eeg[..., n_base:], win, stride)  # (N, n_eeg, win)
-    eog_w = _cut(eog[..., n_base:], win, stride)  # (N, n_eog, win)
+    mean = config.baseline == "mean"
+    eeg_w = _cut(rec.eeg[..., n_base:], win, stride, _baseline_mean(rec.eeg, n_base) if mean else None)  # (N, n_eeg, win)
+    eog_w = _cut(eog[..., n_base:], win, stride, _baseline_mean(eog, n_base) if mean else None)  # (N, n_eog, win)
     n_win = len(eeg_w) // rec.n_trials
     return WindowSet(
         eeg=eeg_w,
