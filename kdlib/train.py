@@ -29,8 +29,8 @@ training loss falls (1e-3 is the fastest of the stable rates); at 1e-4, the best
 is the last of the budget, so rates as low as the predecessor's need far more epochs than a
 CPU affords. The differences between rates are within the fold-to-fold spread: the choice
 matters less than early stopping, which picks epoch 3-6 on average because a within-subject
-model memorises its ~26 training trials quickly. The student's rate is set by the
-distillation issue.
+model memorises its ~26 training trials quickly. The EOG student is trained with the same
+recipe (:mod:`kdlib.distill.distill` says why the predecessor's 1e-6 is not used).
 
 Threads
 -------
@@ -416,7 +416,8 @@ def make_optimizer(model: nn.Module, config: TrainConfig, steps_per_epoch: int,
 
 def fit(model: nn.Module, train: WindowSet, val: WindowSet | None, task: str,
         config: TrainConfig = DEFAULT, *, loss_fn: Callable | None = None,
-        checkpoint: str | Path | None = None, desc: str | None = None) -> FitResult:
+        checkpoint: str | Path | None = None, desc: str | None = None,
+        on_epoch_end: Callable[[int, nn.Module], dict | None] | None = None) -> FitResult:
     """Train ``model`` on ``train``; pick and restore the best epoch on ``val``.
 
     Parameters
@@ -437,6 +438,10 @@ def fit(model: nn.Module, train: WindowSet, val: WindowSet | None, task: str,
         Save the best state here (atomically) whenever validation improves.
     desc : str, optional
         Progress-bar label.
+    on_epoch_end : callable, optional
+        ``on_epoch_end(epoch, model) -> dict or None``, called after each epoch's validation;
+        the dict's entries become extra columns of the history row (distillation logs its loss
+        parts and a feature-similarity score this way). It must not change the model.
 
     Returns
     -------
@@ -455,12 +460,12 @@ def fit(model: nn.Module, train: WindowSet, val: WindowSet | None, task: str,
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
     try:
-        return _fit(model, train, val, task, config, loss_fn, checkpoint, desc)
+        return _fit(model, train, val, task, config, loss_fn, checkpoint, desc, on_epoch_end)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(model, train, val, task, config, loss_fn, checkpoint, desc) -> FitResult:
+def _fit(model, train, val, task, config, loss_fn, checkpoint, desc, on_epoch_end=None) -> FitResult:
     t0 = time.perf_counter()
     if val is not None and len(val) == 0:
         val = None
@@ -517,6 +522,8 @@ def _fit(model, train, val, task, config, loss_fn, checkpoint, desc) -> FitResul
             else:
                 row.update(val_loss=math.nan, val_acc=math.nan, val_f1=math.nan)
                 score = None
+            if on_epoch_end is not None:
+                row.update(on_epoch_end(epoch, model) or {})
             row.update(lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - te)
             rows.append(row)
 

@@ -1,4 +1,4 @@
-"""Models: modality tokeniser + transformer encoder, gated modal fusion, teacher, baselines.
+"""Models: modality tokeniser + transformer encoder, gated modal fusion, teacher, student, baselines.
 
 Introduced in ``notebooks/02_fusion_teacher.ipynb``.
 
@@ -16,6 +16,7 @@ from .config import DEFAULT, PAPER, SMOKE, ModelConfig
 from .fusion import DepthGating, FusionOutput, GatingOutput, ModalFusion, ScoreNet, adjacent_pairs
 from .summary import (MODELS, build_model, complexity_table, count_macs, count_params, example_inputs,
                       model_zoo, shape_table)
+from .student import ADAPTERS, EOGStudent, FeatureAdapter, StudentOutput
 from .teacher import FusionTeacher, LateFusionTeacher, TeacherOutput
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Tokenizer", "SelfAttention", "Block", "Encoder", "Branch", "ClassifierHead", "mean_pool",
     "ScoreNet", "DepthGating", "GatingOutput", "ModalFusion", "FusionOutput", "adjacent_pairs",
     "FusionTeacher", "LateFusionTeacher", "TeacherOutput",
+    "EOGStudent", "StudentOutput", "FeatureAdapter", "ADAPTERS",
     "SingleModalityNet", "EEGOnly", "EOGOnly", "SingleOutput",
     "MODELS", "build_model", "model_zoo", "example_inputs", "count_params", "count_macs",
     "complexity_table", "shape_table",

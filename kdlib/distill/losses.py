@@ -1,0 +1,197 @@
+"""Distillation losses: cross-entropy, Hinton KD, fused-feature distillation, the student loss.
+
+Introduced in ``notebooks/03_student_alignment.ipynb``.
+
+The student's loss (the reading of the paper kdlib adopts, after EmotionKD, with Hinton's
+temperature added)::
+
+    L = CE(z_s, y)                                            # true labels
+      + alpha * T^2 * KL( softmax(z_t / T) || softmax(z_s / T) )   # Hinton KD
+      + beta  * D( A(h_s), P(h_t) )                           # fused-feature distillation
+
+``z`` are logits, ``h_t`` the teacher's fused feature ``(B, L, 2d)``, ``h_s`` the student's
+``(B, L, d)``, ``A``/``P`` the two sides of :class:`~kdlib.models.FeatureAdapter` and ``D``
+the mean squared error (default) or the cosine distance. The ``T^2`` factor keeps the KD
+gradient's size independent of ``T`` (the gradient of the softened KL scales as ``1/T^2``).
+
+Nothing here detaches the teacher: :func:`kdlib.distill.distill` feeds cached teacher outputs
+(computed once under ``no_grad``), while the feedback phase (``kdlib.distill.feedback``) may
+differentiate through a live teacher on purpose.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kdlib.models import FeatureAdapter
+
+    from .distill import DistillConfig
+
+__all__ = ["cross_entropy", "hinton_kd", "feature_mse", "feature_cosine", "FEATURE_LOSSES", "feature_loss",
+           "student_loss", "teaching_step"]
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean (class-weighted) cross-entropy on true labels. ``(B, C), (B,) -> ()``."""
+    return F.cross_entropy(logits, y, weight=weight)
+
+
+def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Hinton's knowledge-distillation loss, ``T^2 * KL(p_t^T || p_s^T)``, averaged over windows.
+
+    Introduced in ``notebooks/03_student_alignment.ipynb`` (written out there from the formula).
+
+    Parameters
+    ----------
+    student_logits, teacher_logits : Tensor (B, C)
+    temperature : float
+        ``T > 0``; both distributions are ``softmax(z / T)``. ``T = 1`` is plain KL on the
+        predicted distributions (the predecessor's choice).
+
+    Returns
+    -------
+    Tensor ()
+        ``T^2 / B * sum_b sum_c p_t[b, c] * (log p_t[b, c] - log p_s[b, c])``: zero when the
+        logits agree, growing with disagreement.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    log_p_s = F.log_softmax(student_logits / temperature, dim=-1)  # (B, C)
+    log_p_t = F.log_softmax(teacher_logits / temperature, dim=-1)  # (B, C)
+    kl = F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)  # ()
+    return temperature ** 2 * kl
+
+
+def feature_mse(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over windows, tokens and features. ``(B, L, F), (B, L, F) -> ()``."""
+    return F.mse_loss(s, t)
+
+
+def feature_cosine(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Mean cosine distance ``1 - cos(s, t)`` per token, over the feature axis.
+    ``(B, L, F), (B, L, F) -> ()``; insensitive to each token's scale."""
+    return (1.0 - F.cosine_similarity(s, t, dim=-1, eps=1e-6)).mean()  # (B, L) -> ()
+
+
+FEATURE_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "mse": feature_mse,
+    "cosine": feature_cosine,
+}
+
+
+def feature_loss(student_fused: torch.Tensor, teacher_fused: torch.Tensor, adapter: FeatureAdapter,
+                 kind: str = "mse") -> torch.Tensor:
+    """Fused-feature distillation through the adapter.
+
+    Parameters
+    ----------
+    student_fused : Tensor (B, L, d)
+    teacher_fused : Tensor (B, L, 2d)
+    adapter : kdlib.models.FeatureAdapter
+        Brings both to its comparison width (see its docstring for which side changes).
+    kind : {'mse', 'cosine'}
+
+    Returns
+    -------
+    Tensor ()
+    """
+    if kind not in FEATURE_LOSSES:
+        raise ValueError(f"feature loss must be one of {sorted(FEATURE_LOSSES)}, got {kind!r}")
+    s, t = adapter(student_fused, teacher_fused)  # 2 x (B, L, width)
+    return FEATURE_LOSSES[kind](s, t)
+
+
+def student_loss(student_out, teacher_out, y: torch.Tensor, adapter: FeatureAdapter | None,
+                 config: DistillConfig, weight: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    """The student's combined loss ``CE + alpha * KD_T + beta * D(features)`` and its parts.
+
+    Introduced in ``notebooks/03_student_alignment.ipynb``.
+
+    Parameters
+    ----------
+    student_out : StudentOutput
+        Needs ``.logits (B, C)`` and ``.fused (B, L, d)``.
+    teacher_out : TeacherOutput or TeacherTargets, or None
+        Needs ``.logits (B, C)`` and ``.fused (B, L, 2d)`` for the same windows. ``None`` is
+        allowed when ``alpha == beta == 0`` (the student from scratch).
+    y : Tensor (B,) int64
+    adapter : FeatureAdapter or None
+        Required when ``beta > 0``.
+    config : DistillConfig
+        ``alpha``, ``beta``, ``temperature``, ``feature_loss``.
+    weight : Tensor (C,), optional
+        Class weights of the cross-entropy.
+
+    Returns
+    -------
+    loss : Tensor ()
+    parts : dict of str -> float
+        ``ce``, ``kd`` (``T^2 * KL``, before ``alpha``) and ``feat`` (before ``beta``); ``kd``
+        is logged whenever a teacher is given (also at ``alpha = 0``), ``feat`` only when
+        ``beta > 0`` (NaN otherwise: without training, the adapter's output means nothing).
+    """
+    ce = cross_entropy(student_out.logits, y, weight)
+    loss, parts = ce, {"ce": float(ce.detach()), "kd": float("nan"), "feat": float("nan")}
+    if teacher_out is None:
+        if config.alpha or config.beta:
+            raise ValueError(f"{config.method}: alpha/beta > 0 need the teacher's outputs")
+        return loss, parts
+    kd = hinton_kd(student_out.logits, teacher_out.logits, config.temperature)
+    parts["kd"] = float(kd.detach())
+    if config.alpha:
+        loss = loss + config.alpha * kd
+    if config.beta:
+        if adapter is None:
+            raise ValueError(f"{config.method}: beta > 0 needs a FeatureAdapter")
+        feat = feature_loss(student_out.fused, teacher_out.fused, adapter, config.feature_loss)
+        parts["feat"] = float(feat.detach())
+        loss = loss + config.beta * feat
+    return loss, parts
+
+
+def teaching_step(model: nn.Module, optimizer: torch.optim.Optimizer, eog: torch.Tensor, y: torch.Tensor,
+                  teacher_out, config: DistillConfig, weight: torch.Tensor | None = None,
+                  grad_clip: float | None = 1.0, scheduler=None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """One optimisation step of the student (the *teaching* phase of the feedback method).
+
+    Introduced in ``notebooks/03_student_alignment.ipynb``.
+
+    Parameters
+    ----------
+    model : StudentWithAdapter
+        The student and its adapter (``model.student``, ``model.adapter``); both are updated.
+    optimizer : torch.optim.Optimizer
+        Over ``model.parameters()`` (and nothing of the teacher).
+    eog : Tensor (B, n_eog, T)
+    y : Tensor (B,)
+    teacher_out : TeacherOutput or TeacherTargets
+        The teacher's outputs for these windows, computed without gradient (detach them).
+    config : DistillConfig
+    weight : Tensor (C,), optional
+    grad_clip : float, optional
+        Clip the global gradient norm of ``model`` to this.
+    scheduler : optional
+        Stepped after the optimiser.
+
+    Returns
+    -------
+    loss : Tensor () (detached)
+    logits : Tensor (B, C) (detached)
+    parts : dict
+    """
+    model.train()
+    out = model(eeg=None, eog=eog)
+    loss, parts = student_loss(out, teacher_out, y, model.adapter, config, weight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return loss.detach(), out.logits.detach(), parts
