@@ -312,10 +312,10 @@ def _train_method(method, train, val, test, task, model_cfg, train_cfg, teacher)
         return predict(result.model, test), dict(best_epoch=result.best_epoch), result.model
     if teacher is None:
         teacher = _train_method("teacher", train, val, test, task, model_cfg, train_cfg, None)[2]
-    from .distill import distill_student
+    from .distill import PRESETS, distill
 
-    student = distill_student(method, teacher, train, val, task, model_cfg, train_cfg)
-    return predict(student.model, test), dict(best_epoch=student.best_epoch), student.model
+    result = distill(teacher, train, val, task, PRESETS[method], train_cfg, model_config=model_cfg)
+    return predict(result.student, test), dict(best_epoch=result.best_epoch), result.student
 
 
 # --- the whole run ---------------------------------------------------------------------------

@@ -17,6 +17,12 @@ __all__ = [
     "plot_folds",
     "plot_eog_blinks",
     "plot_band_topomaps",
+    "plot_feature_pca",
+    "plot_history",
+    "plot_gates",
+    "plot_scores",
+    "plot_ablation",
+    "plot_confusion",
 ]
 
 SIDE_COLOURS = {"train": "#4C72B0", "val": "#DD8452", "test": "#C44E52", "leak": "#8172B3"}
@@ -133,4 +139,252 @@ def plot_band_topomaps(maps: dict, info, axes=None, cmap="RdBu_r", units="dB"):
         im, _ = mne.viz.plot_topomap(np.asarray(vals), info, axes=ax, show=False, cmap=cmap, vlim=vlim)
         ax.set_title(name)
     plt.colorbar(im, ax=axes.tolist(), shrink=0.7, label=units)
+    return axes
+
+
+# --- training and models (notebooks/02_fusion_teacher.ipynb) ----------------------------------
+
+HISTORY_LABELS = {"train_loss": "training loss", "val_loss": "validation loss", "train_acc": "training accuracy",
+                  "val_acc": "validation accuracy", "val_f1": "validation macro F1"}
+
+
+def plot_history(history, metric: str = "val_loss", hue: str = "model", min_folds: int = 2, ax=None,
+                 legend: bool = True):
+    """Learning curves: ``metric`` per epoch, one line per model (mean over folds).
+
+    Introduced in ``notebooks/02_fusion_teacher.ipynb``.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        Long table with columns ``epoch``, ``metric`` and ``hue`` (e.g. the
+        ``FitResult.history`` of every fit, concatenated with a ``model`` column), and
+        optionally ``fold``.
+    metric : str
+        Column to draw, e.g. ``"train_loss"``, ``"val_loss"``, ``"val_acc"``.
+    hue : str
+        Column whose values get one colour (and one thick line) each, in order of appearance.
+    min_folds : int
+        The mean is drawn only over epochs that at least this many folds reached (at most the
+        number of folds), so that it does not end in the noise of a single fold.
+    ax : matplotlib Axes, optional
+    legend : bool
+        Draw a legend of the ``hue`` values.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Notes
+    -----
+    With a ``fold`` column and more than one fold, each fold is drawn as a thin line and the
+    mean over the folds that reached an epoch as a thick one. Early stopping ends folds at
+    different epochs, so the mean of late epochs rests on fewer folds (see ``min_folds``).
+    """
+    ax = _ax(ax, figsize=(5, 3.5))
+    folds = history["fold"].nunique() if "fold" in history else 1
+    for colour, (name, part) in zip(sns.color_palette(n_colors=history[hue].nunique()),
+                                    history.groupby(hue, sort=False)):
+        if folds > 1:
+            for _, one in part.groupby("fold"):
+                ax.plot(one["epoch"], one[metric], color=colour, lw=0.6, alpha=0.35)
+        per_epoch = part.groupby("epoch")[metric]
+        mean = per_epoch.mean()[per_epoch.count() >= min(min_folds, folds)]
+        ax.plot(mean.index, mean.to_numpy(), color=colour, lw=2, marker="o", ms=3, label=str(name))
+    ax.set(xlabel="epoch", ylabel=HISTORY_LABELS.get(metric, metric))
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if legend:
+        ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
+def plot_gates(gates: dict, split: int | None = None, axes=None, names=("EEG", "EOG"), cmap: str = "RdBu_r"):
+    """Mean fusion gate per feature and token: one heatmap per depth pair.
+
+    Introduced in ``notebooks/02_fusion_teacher.ipynb``.
+
+    Parameters
+    ----------
+    gates : dict of str -> ndarray (B, L, F)
+        Gates of a batch, e.g. ``FusionTeacher.last_gates()`` (``{"1-2": ..., "2-3": ...}``);
+        each panel shows the mean over the ``B`` windows, features (rows) x tokens (columns).
+    split : int, optional
+        First feature of the second modality (``d_model`` for the teacher's concatenated
+        features): a line is drawn there and the halves are labelled with ``names``.
+    axes : array of matplotlib Axes, optional
+        One per entry of ``gates``.
+    names : (str, str)
+        Labels of the two feature halves.
+    cmap : str
+        A diverging colour map: gates lie in (-1, 1), with shared symmetric limits.
+
+    Returns
+    -------
+    ndarray of matplotlib Axes
+    """
+    means = {k: np.asarray(v).mean(axis=0).T for k, v in gates.items()}  # (F, L) each
+    if axes is None:
+        _, axes = plt.subplots(1, len(means), figsize=(4.4 * len(means) + 2.0, 3.8), sharey=True,
+                               squeeze=False, layout="constrained")
+    axes = np.ravel(axes)
+    lim = max(float(np.abs(m).max()) for m in means.values()) or 1.0
+    for ax, (pair, m) in zip(axes, means.items()):
+        im = ax.imshow(m, aspect="auto", cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
+        i, _, j = pair.partition("-")
+        ax.set(title=f"depth {i} scores depth {j}" if j else pair, xlabel="token")
+        if split is not None:
+            ax.axhline(split - 0.5, color="k", lw=1)
+            ax.set_yticks([split / 2 - 0.5, split + (m.shape[0] - split) / 2 - 0.5], list(names))
+    if split is None:
+        axes[0].set_ylabel("feature")
+    plt.colorbar(im, ax=axes.tolist(), shrink=0.8, label="mean gate")
+    return axes
+
+
+def plot_scores(scores, metric: str = "accuracy", baseline: str | None = "majority_acc", model: str = "model",
+                ax=None):
+    """Test scores per model: a bar for the mean over folds, a dot per fold, the baseline as a line.
+
+    Introduced in ``notebooks/02_fusion_teacher.ipynb``.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        One row per (model, fold) with columns ``model``, ``metric`` and ``baseline``.
+    metric : str
+        Column drawn as bars, e.g. ``"accuracy"`` or ``"f1"``.
+    baseline : str, optional
+        Column of the floor to beat (e.g. ``"majority_acc"``); its mean over the rows of one
+        model is drawn as a dashed horizontal line (the folds are the same for every model).
+    model : str
+        Column naming the models, in order of appearance.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    ax = _ax(ax, figsize=(5, 3.5))
+    names = list(dict.fromkeys(scores[model]))
+    colours = sns.color_palette(n_colors=len(names))
+    for x, (name, colour) in enumerate(zip(names, colours)):
+        values = scores.loc[scores[model] == name, metric].to_numpy(dtype=float)
+        ax.bar(x, values.mean(), width=0.6, color=colour, alpha=0.75)
+        offsets = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(1)
+        ax.plot(x + offsets, values, "o", color="k", ms=3.5, zorder=3)
+    if baseline is not None:
+        floor = scores.loc[scores[model] == names[0], baseline].mean()
+        ax.axhline(floor, color="k", ls="--", lw=1, label=f"majority class ({floor:.2f})")
+        ax.legend(frameon=False, fontsize="small", loc="upper right")
+    ax.set_xticks(range(len(names)), names)
+    ax.set(ylabel=metric, ylim=(0, 1))
+    return ax
+
+
+# --- evaluation (notebook 05, kdlib report) ---------------------------------------------------
+
+def plot_ablation(per_subject, metric: str = "acc_trial", names: dict | None = None, ax=None):
+    """Mean per method as bars, every subject as a point over them, the majority class dashed.
+
+    Parameters
+    ----------
+    per_subject : pandas.DataFrame
+        One task's rows of :func:`kdlib.evaluate.summarize`'s per-subject table.
+    metric : str
+        Column to plot (``acc_trial``, ``f1_trial``, ``acc_window``, ...).
+    names : dict, optional
+        Method -> label.
+    """
+    ax = _ax(ax, figsize=(8, 4))
+    methods = list(dict.fromkeys(per_subject["method"]))
+    labels = [(names or {}).get(m, m) for m in methods]
+    means = per_subject.groupby("method", sort=False)[metric].mean().reindex(methods)
+    ax.bar(range(len(methods)), means.to_numpy(), color=sns.color_palette("deep", len(methods)), alpha=0.55)
+    rng = np.random.default_rng(0)  # fixed jitter: same picture every run
+    for i, m in enumerate(methods):
+        vals = per_subject.loc[per_subject["method"] == m, metric].to_numpy()
+        ax.plot(i + rng.uniform(-0.18, 0.18, len(vals)), vals, "o", color="#222222", ms=4, alpha=0.8)
+    majority = per_subject.groupby("method")["majority_trial"].mean().mean()
+    ax.axhline(majority, color="k", ls="--", lw=1, label=f"majority class {majority:.2f}")
+    ax.set_xticks(range(len(methods)), labels, rotation=30, ha="right")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False, loc="lower right")
+    return ax
+
+
+def plot_confusion(counts, title: str = "", ax=None):
+    """A 2 x 2 confusion matrix (rows: true low/high, columns: predicted) as a heatmap.
+
+    Parameters
+    ----------
+    counts : array-like, shape (2, 2)
+        ``[[tn, fp], [fn, tp]]``.
+    """
+    ax = _ax(ax, figsize=(3, 2.8))
+    counts = np.asarray(counts)
+    sns.heatmap(counts, annot=True, fmt="d", cbar=False, cmap="Blues", ax=ax,
+                xticklabels=["low", "high"], yticklabels=["low", "high"])
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return ax
+
+
+# --- distillation (notebooks/03_student_alignment.ipynb) ---------------------------------------
+
+def plot_feature_pca(reference, others: dict, labels=None, axes=None, reference_name: str = "teacher",
+                     class_names=("low", "high")):
+    """Features of several models in the 2-D PCA plane of a reference model's features.
+
+    Introduced in ``notebooks/03_student_alignment.ipynb``.
+
+    Parameters
+    ----------
+    reference : ndarray (N, F)
+        E.g. the teacher's pooled fused features of N windows; the PCA is fitted on them.
+    others : dict of str -> ndarray (N, F)
+        Features of the same windows in the reference's space (e.g. each student's features
+        mapped by a linear fit to the teacher's); one panel each.
+    labels : ndarray (N,), optional
+        Class of each window: marker colour.
+    axes : array of matplotlib Axes, optional
+        One per entry of ``others``.
+    reference_name : str
+    class_names : sequence of str
+
+    Returns
+    -------
+    ndarray of matplotlib Axes
+
+    Notes
+    -----
+    Each panel shows the reference as hollow circles and the model as filled dots, with a thin
+    line from every window's reference point to its model point: short lines mean the model's
+    features land where the reference's are.
+    """
+    from matplotlib.lines import Line2D
+
+    reference = np.asarray(reference, dtype=np.float64)
+    mean = reference.mean(axis=0)
+    _, _, vt = np.linalg.svd(reference - mean, full_matrices=False)
+    basis = vt[:2].T  # (F, 2)
+    ref2 = (reference - mean) @ basis  # (N, 2)
+    if axes is None:
+        _, axes = plt.subplots(1, len(others), figsize=(3.6 * len(others) + 1.2, 3.6), sharex=True,
+                               sharey=True, squeeze=False)
+    axes = np.ravel(axes)
+    labels = np.zeros(len(reference), dtype=int) if labels is None else np.asarray(labels, dtype=int)
+    colours = sns.color_palette(n_colors=max(2, int(labels.max()) + 1))
+    for ax, (name, feats) in zip(axes, others.items()):
+        pts = (np.asarray(feats, dtype=np.float64) - mean) @ basis  # (N, 2)
+        ax.plot(np.c_[ref2[:, 0], pts[:, 0]].T, np.c_[ref2[:, 1], pts[:, 1]].T, color="0.75", lw=0.5, zorder=1)
+        for c in np.unique(labels):
+            m = labels == c
+            ax.scatter(*ref2[m].T, s=16, facecolors="none", edgecolors=colours[c], lw=0.8, zorder=2)
+            ax.scatter(*pts[m].T, s=10, color=colours[c], zorder=3,
+                       label=class_names[c] if c < len(class_names) else str(c))
+        ax.set(title=name, xlabel="PC 1")
+    axes[0].set_ylabel("PC 2")
+    handles, _ = axes[0].get_legend_handles_labels()
+    handles.append(Line2D([], [], ls="none", marker="o", mfc="none", mec="0.3", label=reference_name))
+    axes[-1].legend(handles=handles, frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return axes
