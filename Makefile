@@ -34,6 +34,11 @@ SYNTH_ARGS ?=
 # NB_ARGS passes more notebook parameters, e.g. NB_ARGS="-p DATA_DIR /path/to/deap -p SEED 1".
 DATASET ?= synthetic
 NB_ARGS ?=
+# The reproduce run of `make run` (kdlib reproduce): its folder and its size. The default is sized
+# for a 2-core CPU (see README for the time); for a real DEAP copy use e.g.
+# REPRO_ARGS="--preset paper --jobs 2" to run all 32 subjects.
+RUN_OUT ?= results/$(DATASET)
+REPRO_ARGS ?= --subjects s01,s02,s03,s04 --folds 5 --preset default --epochs 12 --jobs 2
 RUN_DATA := $(if $(filter synthetic,$(DATASET)),$(SYNTH_DIR)/.preset-$(RUN_PRESET))
 
 NB_SOURCES := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
@@ -61,8 +66,9 @@ $(SYNTH_DIR)/.preset-%: $(wildcard kdlib/data/synthetic.py) | $(STAMP)
 
 data: $(SYNTH_DIR)/.preset-$(RUN_PRESET)  ## write the synthetic data set (RUN_PRESET=default)
 
-run: $(STAMP) $(RUN_DATA)  ## execute every notebook in full mode into build/notebooks/
-	$(PY) -m kdlib.notebooks --full -p DATASET $(DATASET) $(NB_ARGS)
+run: $(STAMP) $(RUN_DATA)  ## reproduce run + report in results/, then every notebook in full mode
+	$(PY) -m kdlib reproduce --dataset $(DATASET) $(REPRO_ARGS) --out $(RUN_OUT)
+	$(PY) -m kdlib.notebooks --full -p DATASET $(DATASET) -p RESULTS_DIR $(RUN_OUT) $(NB_ARGS)
 
 test: $(STAMP) $(SYNTH_DIR)/.preset-$(TEST_PRESET)  ## unit tests, smoke notebooks, nbval re-run, nbstripout check
 	$(PY) -m pytest tests -m "not notebooks" -p no:cacheprovider -q
