@@ -5,6 +5,7 @@ Command::
 
     .venv/bin/python benchmarks/bench_train.py              # throughput (about 3 minutes)
     .venv/bin/python benchmarks/bench_train.py --tune-lr    # learning-rate sweep (about 10 minutes)
+    .venv/bin/python benchmarks/bench_train.py --feedback   # variation 3 vs 2 (about 5 minutes)
 
 What it measures, for 4 s windows (512 samples, 32 EEG + 2 EOG channels), the DEFAULT model
 sizes and ``kdlib.train.fit`` itself (so the Python overhead of the real loop is included):
@@ -23,6 +24,16 @@ sizes and ``kdlib.train.fit`` itself (so the Python overhead of the real loop is
 
 Each configuration is run with 1 and 2 torch threads (``--threads``). The machine may be shared:
 the load average before and after every measurement is recorded next to it.
+
+``--feedback`` measures what dynamic feedback (variation 3, :mod:`kdlib.distill.feedback`)
+costs, with the DEFAULT model sizes and one torch thread: the median time of one feedback step
+(look-ahead with ``create_graph``, meta-gradient, teacher update), of one variation-3 teaching
+step (the teacher's forward pass on the batch + the student's step) and of one variation-2
+step (cached teacher targets + the student's step), at batch 64; and one whole fold of
+``kdlib.distill.distill`` with ``PRESETS["v2"]`` and ``PRESETS["v3"]`` (480 training and 120
+validation windows, a fixed number of epochs, no early stopping, so both run the same steps).
+The aim: variation 3 costs at most 2x variation 2 per fold at the default schedule. Results:
+``benchmarks/results/bench_feedback.{csv,md}``.
 
 ``--tune-lr`` trains the teacher on one fold of a synthetic subject (``kdlib.data.synthetic``)
 with several learning rates and seeds and records validation and test accuracy per epoch budget;
@@ -200,6 +211,59 @@ def tune_lr(lrs: list[float], seeds: list[int], epochs: int, threads: int, folds
     return pd.DataFrame(rows)
 
 
+def _median_s(fn, repeats: int) -> float:
+    fn()  # warm-up
+    return statistics.median(_timed(fn) for _ in range(repeats))
+
+
+def bench_feedback(epochs: int, repeats: int, every_k: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cost of a feedback step vs a teaching step, and of a variation-3 fold vs variation 2."""
+    from kdlib.distill import PRESETS, build_student, distill, feedback_step, teacher_outputs, teaching_step
+    from kdlib.distill.distill import teacher_targets
+    from kdlib.train import Batch, make_optimizer, to_tensors
+
+    torch.set_num_threads(1)
+    train, val = random_windows(480, seed=0), random_windows(120, seed=1)
+    cfg = replace(TRAIN_DEFAULT, epochs=epochs, patience=None, progress=False, device="cpu", num_threads=1)
+    seed_everything(0)
+    teacher = build_model("teacher", MODEL_DEFAULT).eval()
+    model = build_student(MODEL_DEFAULT, PRESETS["v3"]).train()
+    opt_s, _ = make_optimizer(model, cfg, 8)
+    opt_t = torch.optim.Adam(teacher.parameters(), lr=1e-4)
+    data = to_tensors(train, "valence", ("eeg", "eog"))
+    b = [Batch(data["eeg"][i], data["eog"][i], data["y"][i], i) for i in (torch.arange(64), torch.arange(64, 128))]
+    cached = teacher_targets(teacher, train).take(b[0].index)
+    v3 = PRESETS["v3"]
+    step_v2 = lambda: teaching_step(model, opt_s, b[0].eog, b[0].y, cached, v3)  # noqa: E731
+    step_v3 = lambda: teaching_step(model, opt_s, b[0].eog, b[0].y,  # noqa: E731
+                                    teacher_outputs(teacher, b[0].eeg, b[0].eog), v3)
+    step_fb = lambda: feedback_step(teacher, model.student, model.adapter, opt_t, b[0], b[1], v3,  # noqa: E731
+                                    v3.feedback_config)
+    steps = pd.DataFrame([dict(step=name, batch=64, median_ms=round(_median_s(fn, repeats) * 1e3, 1), load=load())
+                          for name, fn in (("v2 teaching step (cached teacher targets)", step_v2),
+                                           ("v3 teaching step (teacher forward + student step)", step_v3),
+                                           ("v3 feedback step (look-ahead + meta-gradient + teacher step)", step_fb))])
+    steps["relative_to_v2_step"] = (steps["median_ms"] / steps["median_ms"].iloc[0]).round(2)
+    print(steps.to_string(), flush=True)
+
+    rows = []
+    for method, k in [("v2", None)] + [("v3", k) for k in every_k]:
+        config = PRESETS[method]
+        if k is not None:
+            config = replace(config, feedback_config=replace(config.feedback_config, every_k=k))
+        load_before = load()
+        res = distill(teacher, train, val, "valence", config, cfg)
+        n_fb = int((res.steps["phase"] == "feedback").sum()) if res.steps is not None else 0
+        rows.append(dict(method=method, every_k=k if k is not None else "", epochs=epochs,
+                         steps=epochs * 8, feedback_steps=n_fb, fold_s=round(res.seconds, 1),
+                         epoch_s=round(float(res.history["seconds"].median()), 2),
+                         load_before=load_before, load_after=load()))
+        print(rows[-1], flush=True)
+    folds = pd.DataFrame(rows)
+    folds["relative_to_v2"] = (folds["fold_s"] / folds["fold_s"].iloc[0]).round(2)
+    return steps, folds
+
+
 def md_table(df: pd.DataFrame, index: bool = False) -> str:
     """A Markdown table (pandas' to_markdown needs the optional 'tabulate')."""
     if index:
@@ -231,10 +295,27 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="0")
     p.add_argument("--folds", type=int, default=5, help="folds of the sweep (of 5)")
     p.add_argument("--sweep-epochs", type=int, default=10)
+    p.add_argument("--feedback", action="store_true", help="cost of variation 3 vs variation 2 instead")
+    p.add_argument("--feedback-epochs", type=int, default=5, help="epochs of each fold in --feedback")
+    p.add_argument("--every-k", default="4,8", help="feedback schedules (every k teaching steps) to time")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/bench_train.py", *sys.argv[1:]])
     args.out.mkdir(parents=True, exist_ok=True)
+
+    if args.feedback:
+        steps, folds = bench_feedback(args.feedback_epochs, 10, [int(k) for k in args.every_k.split(",")])
+        folds.to_csv(args.out / "bench_feedback.csv", index=False)
+        (args.out / "bench_feedback.md").write_text("\n".join([
+            "# Cost of dynamic feedback (variation 3) relative to variation 2, DEFAULT model sizes, 1 thread",
+            "", machine_md(command), "",
+            "Median of 10 calls at batch 64 (`relative_to_v2_step`: over the variation-2 teaching step):", "",
+            md_table(steps), "",
+            "One fold of `kdlib.distill.distill` (480 training + 120 validation windows of random data, "
+            "8 steps per epoch, fixed epochs, no early stopping; `fold_s` includes the teacher's "
+            "forward passes; `load_*`: load average around the run, the machine may be shared):", "",
+            md_table(folds), ""]))
+        return 0
 
     if args.tune_lr:
         table = tune_lr([float(x) for x in args.lrs.split(",")], [int(s) for s in args.seeds.split(",")],

@@ -12,6 +12,7 @@ import seaborn as sns
 
 __all__ = [
     "set_style",
+    "plot_feedback_steps",
     "mark_synthetic",
     "plot_ratings",
     "plot_folds",
@@ -58,8 +59,8 @@ def mark_synthetic(target, synthetic: bool = True):
     if not synthetic:
         return target
     fig = target if isinstance(target, plt.Figure) else target.figure
-    fig.text(0.995, 0.005, SYNTHETIC_NOTE, ha="right", va="bottom", fontsize=8, color="#B22222",
-             alpha=0.9, style="italic")
+    fig.text(0.005, 0.995, SYNTHETIC_NOTE, ha="left", va="top", fontsize=8, color="#B22222",
+             alpha=0.9, style="italic")  # top-left: clear of tick labels and legends
     return target
 
 
@@ -387,4 +388,47 @@ def plot_feature_pca(reference, others: dict, labels=None, axes=None, reference_
     handles, _ = axes[0].get_legend_handles_labels()
     handles.append(Line2D([], [], ls="none", marker="o", mfc="none", mec="0.3", label=reference_name))
     axes[-1].legend(handles=handles, frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return axes
+
+
+def plot_feedback_steps(steps, window: int = 8, axes=None):
+    """The per-step log of dynamic-feedback distillation (``DistillResult.steps``), in four panels.
+
+    Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``.
+
+    Parameters
+    ----------
+    steps : pandas.DataFrame
+        Columns ``step``, ``phase``, ``student_loss``, ``teacher_ce_batch``, ``lookahead_ce``,
+        ``student_acc``, ``teacher_acc``, ``teacher_update``, ``alpha``, ``temperature``
+        (:func:`kdlib.distill.feedback.distill_feedback`).
+    window : int
+        Rolling mean over this many steps for the noisy per-batch curves (thin: raw).
+    axes : array of 4 Axes, optional
+
+    Returns
+    -------
+    ndarray of Axes
+    """
+    if axes is None:
+        _, axes = plt.subplots(2, 2, figsize=(10, 6.4))
+    axes = np.asarray(axes).ravel()
+    fb = steps[steps["phase"] == "feedback"]
+    roll = lambda col: steps[col].rolling(window, min_periods=1).mean()  # noqa: E731
+    for col, label, colour in (("student_loss", "student loss (CE + αKD + βfeat)", "C0"),
+                               ("teacher_ce_batch", "teacher CE", "C1")):
+        axes[0].plot(steps["step"], steps[col], color=colour, lw=0.6, alpha=0.35)
+        axes[0].plot(steps["step"], roll(col), color=colour, label=label)
+    axes[0].plot(fb["step"], fb["lookahead_ce"], "o", ms=3, color="C3", label="temporary student's CE (feedback)")
+    axes[0].set(xlabel="training step", ylabel="loss", title="both losses")
+    for col, label, colour in (("student_acc", "student", "C0"), ("teacher_acc", "teacher", "C1")):
+        axes[1].plot(steps["step"], roll(col), color=colour, label=label)
+    axes[1].set(xlabel="training step", ylabel=f"batch accuracy (rolling {window})", title="accuracy on training batches")
+    axes[2].vlines(fb["step"], 0, fb["teacher_update"], color="C3")
+    axes[2].set(xlabel="training step", ylabel="‖Δθ_teacher‖", title="size of the teacher's update", ylim=(0, None))
+    axes[3].plot(steps["step"], steps["alpha"], color="C2", label="α (KD weight)")
+    axes[3].plot(steps["step"], steps["temperature"], color="C4", label="T (temperature)")
+    axes[3].set(xlabel="training step", ylabel="value", title="guidance weights", ylim=(0, None))
+    for ax in axes[[0, 1, 3]]:
+        ax.legend(frameon=False, fontsize=8)
     return axes

@@ -2,14 +2,18 @@
 
 Introduced in ``notebooks/03_student_alignment.ipynb``.
 
-One function, three configurations of the ablation (``PRESETS``)::
+One function, four configurations of the ablation (``PRESETS``)::
 
     scratch  CE only, no teacher                        the baseline distillation must beat
     v1       CE + alpha * Hinton KD                     variation 1
     v2       CE + alpha * Hinton KD + beta * feature    variation 2 (fused-feature distillation)
+    v3       v2 + dynamic feedback (feedback="meta")    variation 3 (the paper's full method)
 
-(``v3``, the feedback mechanism, lives in :mod:`kdlib.distill.feedback`; it alternates
-:func:`~kdlib.distill.losses.teaching_step` with updates of the teacher.)
+``v3`` (any ``feedback != "none"``) is dispatched to
+:func:`kdlib.distill.feedback.distill_feedback` (same signature, same result, plus a per-step
+log): it alternates teaching steps with feedback steps that update a *copy* of the teacher, so
+the frozen-teacher description below holds for ``feedback="none"`` only. Introduced in
+``notebooks/04_dynamic_feedback_distillation.ipynb``.
 
 How :func:`distill` runs, per fold::
 
@@ -59,9 +63,10 @@ from kdlib.train import DEFAULT as DEFAULT_TRAIN
 from kdlib.train import Batch, FitResult, TrainConfig, class_weights, fit, iterate_batches, to_tensors
 
 from .cka import linear_cka
+from .feedback import FEEDBACK_MODES, FeedbackConfig
 from .losses import FEATURE_LOSSES, student_loss
 
-__all__ = ["DistillConfig", "SCRATCH", "V1", "V2", "PRESETS", "TeacherTargets", "teacher_targets",
+__all__ = ["DistillConfig", "SCRATCH", "V1", "V2", "V3", "PRESETS", "TeacherTargets", "teacher_targets",
            "StudentWithAdapter", "build_student", "frozen", "DistillResult", "distill"]
 
 
@@ -76,6 +81,8 @@ class DistillConfig:
     feature_loss: Literal["mse", "cosine"] = "mse"  # distance between adapted features
     adapter: Literal["linear", "pool"] = "linear"  # learned d -> 2d on the student, or pool 2d -> d on the teacher
     init_from_teacher: bool = False  # start the student's EOG branch from the teacher's (ablation)
+    feedback: Literal["none", "meta", "metric"] = "none"  # variation 3: "meta" (default of v3) or "metric"
+    feedback_config: FeedbackConfig = FeedbackConfig()  # k, lambda, look-ahead lr, teacher lr, ... (feedback.py)
 
     def __post_init__(self):
         if self.alpha < 0 or self.beta < 0:
@@ -86,6 +93,10 @@ class DistillConfig:
             raise ValueError(f"feature_loss must be one of {sorted(FEATURE_LOSSES)}, got {self.feature_loss!r}")
         if self.adapter not in ADAPTERS:
             raise ValueError(f"adapter must be one of {ADAPTERS}, got {self.adapter!r}")
+        if self.feedback not in FEEDBACK_MODES:
+            raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {self.feedback!r}")
+        if self.feedback != "none" and not (self.alpha or self.beta):
+            raise ValueError(f"feedback={self.feedback!r} needs alpha > 0 or beta > 0 (the teacher must teach)")
 
     @property
     def needs_teacher(self) -> bool:
@@ -96,7 +107,8 @@ class DistillConfig:
 V2 = DistillConfig()  # variation 2: Hinton KD + fused-feature distillation
 V1 = replace(V2, method="v1", beta=0.0)  # variation 1: Hinton KD only
 SCRATCH = replace(V2, method="scratch", alpha=0.0, beta=0.0)  # EOG-only student, no teacher
-PRESETS: dict[str, DistillConfig] = {"scratch": SCRATCH, "v1": V1, "v2": V2}
+V3 = replace(V2, method="v3", feedback="meta")  # variation 3: v2 + dynamic feedback (meta-gradient)
+PRESETS: dict[str, DistillConfig] = {"scratch": SCRATCH, "v1": V1, "v2": V2, "v3": V3}
 
 
 # --- the frozen teacher's outputs, once per fold ------------------------------------------------
@@ -237,6 +249,11 @@ class DistillResult:
     fit : FitResult
     seconds : float
         Wall time, the teacher's forward pass included.
+    steps : pandas.DataFrame or None
+        With feedback only: one row per training step (phase, losses, accuracies, guidance,
+        the teacher's update); see :func:`kdlib.distill.feedback.distill_feedback`.
+    teacher : nn.Module or None
+        With ``feedback="meta"``/``"metric"`` only: the trained copy of the teacher (final state).
     """
 
     student: EOGStudent
@@ -248,6 +265,8 @@ class DistillResult:
     train_config: TrainConfig = field(repr=False)
     fit: FitResult = field(repr=False)
     seconds: float = 0.0
+    steps: pd.DataFrame | None = field(default=None, repr=False)
+    teacher: nn.Module | None = field(default=None, repr=False)
 
 
 def _ce_weight(train_config: TrainConfig, y: np.ndarray, n_classes: int, device) -> torch.Tensor | None:
@@ -318,7 +337,16 @@ def distill(teacher: nn.Module | None, train: WindowSet, val: WindowSet | None, 
     Returns
     -------
     DistillResult
+
+    Notes
+    -----
+    ``config.feedback != "none"`` (variation 3) hands over to
+    :func:`kdlib.distill.feedback.distill_feedback` (notebook 04): the teacher is then copied
+    and updated in feedback steps, and ``result.steps`` holds the per-step log.
     """
+    if config.feedback != "none":
+        from .feedback import distill_feedback
+        return distill_feedback(teacher, train, val, task, config, train_config, model_config=model_config, desc=desc)
     t0 = time.perf_counter()
     if teacher is None and (config.needs_teacher or config.init_from_teacher):
         raise ValueError(f"{config.method}: this configuration needs the teacher")

@@ -1,0 +1,473 @@
+"""Dynamic-feedback distillation (variation 3): teaching and feedback phases.
+
+Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``.
+
+Variation 3 is one configuration of :func:`kdlib.distill.distill`: ``PRESETS["v3"]`` is
+variation 2 with ``feedback="meta"``. :func:`distill` hands such configurations to
+:func:`distill_feedback`, which alternates two phases::
+
+    every training step (a batch x, y of the fold's training windows):
+        [every k-th step] FEEDBACK PHASE -- the student is fixed, the teacher learns
+            theta'   = theta - eta * grad_theta L_student(theta; teacher(x))      # look-ahead, create_graph
+            L_meta   = CE(teacher(x), y) + lambda * CE(student_theta'(x_f), y_f)  # x_f: another training batch
+            teacher <- Adam step on grad_phi L_meta (clipped)                     # reaches phi through theta'
+        TEACHING PHASE -- the teacher is fixed, the student learns
+            student <- AdamW step on L_student = CE + alpha * KD_T + beta * feature KD
+
+``theta`` are the student's parameters, ``phi`` the teacher's, ``eta`` the look-ahead learning
+rate (``FeedbackConfig.lookahead_lr``). The temporary student ``theta'`` is never stored: it
+exists as a dict of tensors evaluated with :func:`torch.func.functional_call`. The gradient of
+the second term reaches the teacher only through the look-ahead step (``theta'`` depends on the
+teacher's outputs, which depend on ``phi``): a meta-gradient, as in MetaDistil (Zhou, Xu &
+McAuley, ACL 2022) and "learning to teach with student feedback". The teacher's own
+cross-entropy keeps it accurate; the clipping of its gradient and a small learning rate keep
+the meta term from dragging it into a collapse.
+
+A second variant, ``feedback="metric"``, leaves the teacher frozen and scales its *guidance*
+instead: after every epoch, ``alpha`` and ``T`` are multiplied by ``clip(1 + gain * gap)``,
+``gap = running val. accuracy of the teacher - that of the student`` (:func:`metric_guidance`).
+
+Decisions (documented here, tested in ``tests/test_feedback.py``)
+-----------------------------------------------------------------
+* **The caller's teacher is never modified.** :func:`distill_feedback` trains a deep copy,
+  returned as ``DistillResult.teacher`` (its final state: early stopping selects the *student*).
+* **Teacher in eval mode throughout.** Its batch-norm layers use their running statistics
+  (not updated) and dropout is off, in the teaching phase (outputs without gradient) and in
+  the feedback phase (outputs with gradient): the teacher is a deterministic function of its
+  parameters, so the meta-gradient is exact and a finite difference can check it.
+* **Temporary student in the student's own mode** (train mode under :func:`kdlib.train.fit`:
+  batch statistics, as in the real teaching step), evaluated on *clones* of its buffers so the
+  real student's running statistics are untouched by the look-ahead.
+* **Only the student's parameters take the look-ahead step**, not the adapter's: the adapter
+  is not on the path from the EOG input to the logits, so its step cannot change the
+  temporary student's cross-entropy (the feature term's gradient still flows through it).
+* **Feedback batches come from the training windows only** (``train``; there is no other data
+  argument), drawn by their own seeded generator, never overlapping the current batch.
+* **Teacher outputs are recomputed on every batch** for ``"meta"`` (it changes, so the cached
+  targets of the frozen path would be stale); ``"metric"`` keeps the teacher frozen and cached.
+* **Early stopping** selects the student's epoch by its validation loss, as in variation 2.
+* **Teacher optimiser**: Adam (no weight decay), ``FeedbackConfig.teacher_lr``, constant rate,
+  global gradient norm clipped to ``teacher_grad_clip``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+from torch.func import functional_call
+
+from kdlib.data.windows import WindowSet
+from kdlib.repro import choose_device, dataloader_generator, seed_everything
+from kdlib.train import Batch, TrainConfig, call_model, fit, iterate_batches, to_tensors
+
+from .cka import linear_cka
+from .losses import cross_entropy, student_loss
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .distill import DistillConfig, DistillResult
+
+__all__ = ["FeedbackConfig", "FEEDBACK_MODES", "FeedbackTerms", "teacher_outputs", "lookahead_params",
+           "meta_objective", "feedback_step", "feedback_batch", "metric_guidance", "distill_feedback"]
+
+FEEDBACK_MODES = ("none", "meta", "metric")
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    """The knobs of the feedback phase (``DistillConfig.feedback_config``).
+
+    Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``.
+    """
+
+    every_k: int = 8  # one feedback step after every k teaching steps ("meta"; 8 ~ once per DEAP-subject epoch)
+    lam: float = 1.0  # lambda: weight of the temporary student's CE in the teacher's loss
+    lookahead_lr: float = 0.1  # eta: SGD step of the temporary student (look-ahead)
+    teacher_lr: float = 1e-4  # Adam learning rate of the teacher (10x below the student's)
+    teacher_grad_clip: float | None = 1.0  # clip the teacher's gradient norm (None: no clipping)
+    alpha_gain: float = 2.0  # "metric": alpha *= clip(1 + alpha_gain * gap)
+    temperature_gain: float = 2.0  # "metric": T *= clip(1 + temperature_gain * gap)
+    scale_range: tuple[float, float] = (0.25, 2.0)  # "metric": clip range of both factors
+    momentum: float = 0.5  # "metric": running accuracy = m * running + (1 - m) * this epoch's
+
+    def __post_init__(self):
+        if self.every_k < 1:
+            raise ValueError(f"every_k must be >= 1, got {self.every_k}")
+        if self.lam < 0 or self.lookahead_lr <= 0 or self.teacher_lr <= 0:
+            raise ValueError("lam must be >= 0, lookahead_lr and teacher_lr > 0")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        lo, hi = self.scale_range
+        if not 0 < lo <= 1 <= hi:
+            raise ValueError(f"scale_range must satisfy 0 < low <= 1 <= high, got {self.scale_range}")
+
+
+class FeedbackTerms(NamedTuple):
+    """The two parts of the teacher's feedback-phase loss (tensors with gradient).
+
+    Attributes
+    ----------
+    teacher_ce : Tensor ()
+        The teacher's cross-entropy on the teaching batch.
+    lookahead_ce : Tensor ()
+        The temporary student's cross-entropy on the feedback batch.
+    teacher_logits : Tensor (B, C)
+    """
+
+    teacher_ce: torch.Tensor
+    lookahead_ce: torch.Tensor
+    teacher_logits: torch.Tensor
+
+
+# --- the two phases, one step each -----------------------------------------------------------------
+
+@torch.no_grad()
+def teacher_outputs(teacher: nn.Module, eeg: torch.Tensor | None, eog: torch.Tensor | None):
+    """The teacher's outputs for one batch in eval mode, without gradient (teaching phase).
+
+    Returns
+    -------
+    TeacherOutput
+        ``.logits (B, C)``, ``.fused (B, L, 2d)``, detached.
+    """
+    teacher.eval()
+    return call_model(teacher, eeg, eog)
+
+
+def _buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Clones of the buffers: batch norm in train mode updates these, not the model's."""
+    return {n: b.clone() for n, b in model.named_buffers()}
+
+
+def lookahead_params(student: nn.Module, adapter: nn.Module | None, teacher_out, eog: torch.Tensor,
+                     y: torch.Tensor, config: DistillConfig, lr: float,
+                     weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The temporary student: one SGD step of the student's distillation loss, kept differentiable.
+
+    Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``.
+
+    Parameters
+    ----------
+    student : nn.Module
+        Called as ``student(eeg=None, eog=eog)``; returns ``.logits (B, C)`` (and ``.fused``).
+    adapter : FeatureAdapter or None
+        The student's adapter (``beta > 0``); held at its current value.
+    teacher_out : TeacherOutput
+        *With* gradient to the teacher's parameters: that is the path of the meta-gradient.
+    eog : Tensor (B, n_eog, T)
+    y : Tensor (B,)
+    config : DistillConfig
+        ``alpha``, ``beta``, ``temperature`` of the student's loss.
+    lr : float
+        Look-ahead learning rate ``eta``.
+    weight : Tensor (C,), optional
+
+    Returns
+    -------
+    dict of str -> Tensor
+        ``theta' = theta - eta * grad L_student`` for every trainable parameter of ``student``,
+        a function of the teacher's parameters (``create_graph=True``).
+    """
+    params = {n: p for n, p in student.named_parameters() if p.requires_grad}
+    out = functional_call(student, {**params, **_buffers(student)}, (), {"eeg": None, "eog": eog})
+    loss, _ = student_loss(out, teacher_out, y, adapter, config, weight)
+    grads = torch.autograd.grad(loss, list(params.values()), create_graph=True, allow_unused=True)
+    return {n: p if g is None else p - lr * g for (n, p), g in zip(params.items(), grads)}
+
+
+def meta_objective(teacher: nn.Module, student: nn.Module, adapter: nn.Module | None, batch: Batch,
+                   fb_batch: Batch, config: DistillConfig, fb: FeedbackConfig,
+                   weight: torch.Tensor | None = None) -> FeedbackTerms:
+    """The two terms of the teacher's feedback loss, ``CE_t + lambda * CE(student_theta')``.
+
+    Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``.
+
+    Parameters
+    ----------
+    teacher : nn.Module
+        Its mode is left as it is (kdlib calls this in eval mode).
+    student, adapter : nn.Module
+        See :func:`lookahead_params`.
+    batch : Batch
+        The teaching batch: the look-ahead distils on it, the teacher's own CE is scored on it.
+    fb_batch : Batch
+        The feedback batch: other training windows, where the temporary student is scored.
+    config : DistillConfig
+    fb : FeedbackConfig
+    weight : Tensor (C,), optional
+
+    Returns
+    -------
+    FeedbackTerms
+        Differentiable with respect to the teacher's parameters.
+    """
+    t_out = call_model(teacher, batch.eeg, batch.eog)  # logits (B, C), fused (B, L, 2d), with gradient
+    teacher_ce = cross_entropy(t_out.logits, batch.y, weight)
+    params = lookahead_params(student, adapter, t_out, batch.eog, batch.y, config, fb.lookahead_lr, weight)
+    s_out = functional_call(student, {**params, **_buffers(student)}, (), {"eeg": None, "eog": fb_batch.eog})
+    return FeedbackTerms(teacher_ce, cross_entropy(s_out.logits, fb_batch.y, weight), t_out.logits)
+
+
+def _norm(tensors) -> float:
+    return math.sqrt(sum(float(t.pow(2).sum()) for t in tensors if t is not None))
+
+
+def feedback_step(teacher: nn.Module, student: nn.Module, adapter: nn.Module | None,
+                  optimizer: torch.optim.Optimizer, batch: Batch, fb_batch: Batch, config: DistillConfig,
+                  fb: FeedbackConfig, weight: torch.Tensor | None = None) -> dict:
+    """One feedback phase step: update the teacher from the temporary student's cross-entropy.
+
+    Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``.
+
+    Parameters
+    ----------
+    teacher : nn.Module
+        Put in eval mode; the only module whose parameters change.
+    student, adapter : nn.Module
+        Read, never changed (parameters, buffers and ``.grad`` untouched).
+    optimizer : torch.optim.Optimizer
+        Over the teacher's parameters.
+    batch, fb_batch : Batch
+        Teaching batch and feedback batch (both from the training windows).
+    config : DistillConfig
+    fb : FeedbackConfig
+    weight : Tensor (C,), optional
+
+    Returns
+    -------
+    dict
+        ``meta_loss``, ``teacher_ce``, ``lookahead_ce``, ``teacher_ce_grad`` and ``feedback_grad``
+        (gradient norms of the two terms, ``lambda`` included, before clipping) and
+        ``teacher_update`` (L2 norm of the change of the teacher's parameters).
+    """
+    teacher.eval()
+    tparams = [p for p in teacher.parameters() if p.requires_grad]
+    terms = meta_objective(teacher, student, adapter, batch, fb_batch, config, fb, weight)
+    g_ce = torch.autograd.grad(terms.teacher_ce, tparams, retain_graph=True, allow_unused=True)
+    g_fb = torch.autograd.grad(fb.lam * terms.lookahead_ce, tparams, allow_unused=True)
+    for p, a, b in zip(tparams, g_ce, g_fb):
+        p.grad = sum(g for g in (a, b) if g is not None) if (a is not None or b is not None) else None
+    if fb.teacher_grad_clip is not None:
+        nn.utils.clip_grad_norm_(tparams, fb.teacher_grad_clip)
+    before = [p.detach().clone() for p in tparams]
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    meta = float(terms.teacher_ce.detach() + fb.lam * terms.lookahead_ce.detach())
+    return dict(meta_loss=meta, teacher_ce=float(terms.teacher_ce.detach()),
+                lookahead_ce=float(terms.lookahead_ce.detach()), teacher_ce_grad=_norm(g_ce),
+                feedback_grad=_norm(g_fb), teacher_update=_norm([p.detach() - b for p, b in zip(tparams, before)]))
+
+
+def feedback_batch(n: int, batch_index: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of a feedback batch: ``batch_size`` training windows outside the current batch.
+
+    Parameters
+    ----------
+    n : int
+        Number of training windows (indices ``0 .. n-1`` of the ``train`` WindowSet).
+    batch_index : Tensor (B,)
+        The current teaching batch (excluded unless nothing else is left).
+    batch_size : int
+    generator : torch.Generator
+        Seeded: the same seed draws the same feedback batches.
+
+    Returns
+    -------
+    Tensor (b,) int64
+    """
+    order = torch.randperm(n, generator=generator)  # (n,)
+    rest = order[~torch.isin(order, batch_index.cpu())]
+    return (rest if len(rest) else order)[:batch_size]
+
+
+def metric_guidance(alpha: float, temperature: float, teacher_acc: float, student_acc: float,
+                    fb: FeedbackConfig) -> tuple[float, float]:
+    """The metric-driven variant: scale the teacher's guidance from the accuracy gap.
+
+    Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``.
+
+    Parameters
+    ----------
+    alpha, temperature : float
+        The configured (base) KD weight and temperature.
+    teacher_acc, student_acc : float
+        Running validation accuracies.
+    fb : FeedbackConfig
+        ``alpha_gain``, ``temperature_gain``, ``scale_range``.
+
+    Returns
+    -------
+    (alpha, temperature) : tuple of float
+
+    Notes
+    -----
+    ``gap = teacher_acc - student_acc``. While the teacher is ahead (``gap > 0``) both grow: the
+    student is pulled harder (larger ``alpha``) towards softer targets (larger ``T``, more of the
+    teacher's "dark knowledge", easier to follow). When the student has caught up or overtaken
+    it (``gap <= 0``) both shrink: less weight on a teacher that has nothing more to give, and
+    sharper targets. Each factor ``1 + gain * gap`` is clipped to ``scale_range``.
+    """
+    gap = teacher_acc - student_acc
+    lo, hi = fb.scale_range
+    a = alpha * float(np.clip(1.0 + fb.alpha_gain * gap, lo, hi))
+    t = temperature * float(np.clip(1.0 + fb.temperature_gain * gap, lo, hi))
+    return a, t
+
+
+# --- one fold ------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def _accuracy_and_fused(model: nn.Module, data: dict, batch_size: int) -> tuple[float, torch.Tensor]:
+    """Eval-mode accuracy and fused tokens ``(N, L, F)`` of a model on tensors from to_tensors."""
+    model.eval()
+    logits, fused = [], []
+    for idx in iterate_batches(len(data["y"]), batch_size):
+        out = call_model(model, data["eeg"][idx], data["eog"][idx])
+        logits.append(out.logits.float())  # (b, C)
+        fused.append(out.fused.float())  # (b, L, F)
+    acc = float((torch.cat(logits).argmax(-1) == data["y"]).float().mean())
+    return acc, torch.cat(fused)
+
+
+class _Loop:
+    """State of one fold's feedback training: the step log, the guidance, the teacher's optimiser."""
+
+    def __init__(self, teacher, model, train, val, task, config, train_config, weight, device):
+        self.teacher, self.model, self.config, self.fb = teacher, model, config, config.feedback_config
+        self.weight, self.batch_size = weight, train_config.batch_size
+        self.eval_bs = train_config.eval_batch_size
+        self.tr = to_tensors(train, task, ("eeg", "eog"), device)
+        probe = val if val is not None and len(val) else train
+        self.va = to_tensors(probe, task, ("eeg", "eog"), device)
+        self.gen = dataloader_generator(train_config.seed + 1)  # feedback batches: their own stream
+        self.alpha, self.temperature = config.alpha, config.temperature
+        self.loss_config = config
+        self.step, self.epoch, self.rows, self.sums, self.n = 0, 1, [], {}, 0
+        self.run_t = self.run_s = None
+        self.targets = None
+        if config.feedback == "meta":
+            self.opt = torch.optim.Adam([p for p in teacher.parameters() if p.requires_grad], lr=self.fb.teacher_lr)
+        else:  # "metric": the teacher stays frozen, so its outputs can be cached
+            from .distill import teacher_targets
+            self.targets = teacher_targets(teacher, train, self.eval_bs, device)
+        self.teacher_val_acc, self.teacher_val_fused = _accuracy_and_fused(teacher, self.va, self.eval_bs)
+
+    def batch_of(self, index: torch.Tensor) -> Batch:
+        i = index.to(self.tr["y"].device)
+        return Batch(self.tr["eeg"][i], self.tr["eog"][i], self.tr["y"][i], index)  # (B, ...) each
+
+    def feedback(self, batch: Batch) -> dict:
+        fb_batch = self.batch_of(feedback_batch(len(self.tr["y"]), batch.index, self.batch_size, self.gen))
+        return feedback_step(self.teacher, self.model.student, self.model.adapter, self.opt, batch, fb_batch,
+                             self.config, self.fb, self.weight)
+
+    def loss_fn(self, m, batch: Batch):
+        """``fit``'s loss: the feedback phase when due, then the teaching phase's student loss."""
+        self.step += 1
+        t0 = time.perf_counter()
+        is_fb = self.config.feedback == "meta" and self.step > 1 and (self.step - 1) % self.fb.every_k == 0
+        row = self.feedback(self.batch_of(batch.index)) if is_fb else {}
+        t_fb = time.perf_counter() - t0
+        if self.targets is not None:
+            t_out = self.targets.take(batch.index)
+        else:
+            t_out = teacher_outputs(self.teacher, self.tr["eeg"][batch.index.to(self.tr["y"].device)], batch.eog)
+        out = m(eog=batch.eog)
+        loss, parts = student_loss(out, t_out, batch.y, m.adapter, self.loss_config, self.weight)
+        self.log(row, is_fb, t_fb, loss, parts, out.logits, t_out.logits, batch.y)
+        return loss, out.logits
+
+    def log(self, row, is_fb, t_fb, loss, parts, s_logits, t_logits, y):
+        acc = lambda z: float((z.detach().argmax(-1) == y).float().mean())  # noqa: E731
+        t_ce = float(cross_entropy(t_logits.detach(), y, self.weight))
+        self.rows.append(dict(step=self.step, epoch=self.epoch, phase="feedback" if is_fb else "teaching",
+                              student_loss=float(loss.detach()), **parts, student_acc=acc(s_logits),
+                              teacher_ce_batch=t_ce, teacher_acc=acc(t_logits), alpha=self.alpha,
+                              temperature=self.temperature,
+                              meta_loss=row.get("meta_loss", math.nan), lookahead_ce=row.get("lookahead_ce", math.nan),
+                              teacher_ce_grad=row.get("teacher_ce_grad", math.nan),
+                              feedback_grad=row.get("feedback_grad", math.nan),
+                              teacher_update=row.get("teacher_update", 0.0), feedback_s=t_fb if is_fb else 0.0))
+        for k, v in parts.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v * len(y)
+        self.n += len(y)
+
+    def on_epoch_end(self, epoch: int, model) -> dict:
+        """Per-epoch columns: loss parts, CKA with the *current* teacher, accuracies, guidance."""
+        hist = {k: v / max(self.n, 1) for k, v in self.sums.items()}
+        self.sums, self.n = {}, 0
+        if self.config.feedback == "meta":
+            self.teacher_val_acc, self.teacher_val_fused = _accuracy_and_fused(self.teacher, self.va, self.eval_bs)
+        s_acc, s_fused = _accuracy_and_fused(model, self.va, self.eval_bs)
+        ema = lambda run, x: x if run is None else self.fb.momentum * run + (1 - self.fb.momentum) * x  # noqa: E731
+        self.run_t, self.run_s = ema(self.run_t, self.teacher_val_acc), ema(self.run_s, s_acc)
+        hist.update(cka=linear_cka(s_fused, self.teacher_val_fused), teacher_val_acc=self.teacher_val_acc,
+                    alpha=self.alpha, temperature=self.temperature)
+        if self.config.feedback == "metric":  # the guidance of the next epoch
+            self.alpha, self.temperature = metric_guidance(self.config.alpha, self.config.temperature,
+                                                           self.run_t, self.run_s, self.fb)
+            self.loss_config = replace(self.config, alpha=self.alpha, temperature=self.temperature)
+        self.epoch += 1
+        return hist
+
+
+def distill_feedback(teacher: nn.Module, train: WindowSet, val: WindowSet | None, task: str,
+                     config: DistillConfig, train_config: TrainConfig, *, model_config=None,
+                     desc: str | None = None) -> DistillResult:
+    """Train one fold's student with dynamic feedback (``config.feedback`` = "meta" or "metric").
+
+    Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``. Called by
+    :func:`kdlib.distill.distill` (same signature); see the module docstring for the phases.
+
+    Parameters
+    ----------
+    teacher : FusionTeacher
+        This fold's trained teacher. Not modified: a deep copy is trained ("meta").
+    train, val : WindowSet
+        The fold's training windows (teaching *and* feedback batches) and validation windows
+        (early stopping, the "metric" variant's accuracies, CKA). No other data enters.
+    task : {'valence', 'arousal'}
+    config : DistillConfig
+        ``feedback`` in {"meta", "metric"}; knobs in ``config.feedback_config``.
+    train_config : TrainConfig
+        The student's training (as in variation 2).
+    model_config : ModelConfig, optional
+        Default ``teacher.config``.
+    desc : str, optional
+
+    Returns
+    -------
+    DistillResult
+        As for variation 2, plus ``steps`` (one row per training step: phase, both losses,
+        both batch accuracies, ``alpha``, ``temperature``, the feedback terms, gradient norms and
+        the size of the teacher's update) and ``teacher`` (the fed-back copy, final state).
+    """
+    from .distill import DistillResult, _ce_weight, build_student
+
+    t0 = time.perf_counter()
+    if config.feedback not in ("meta", "metric"):
+        raise ValueError(f"distill_feedback needs feedback 'meta' or 'metric', got {config.feedback!r}")
+    if teacher is None:
+        raise ValueError(f"{config.method}: feedback needs the teacher")
+    device = choose_device(train_config.device)
+    model_config = model_config or teacher.config
+    teacher = copy.deepcopy(teacher).to(device).eval()  # the caller's teacher stays as it is
+    seed_everything(train_config.seed)
+    model = build_student(model_config, config, teacher).to(device)
+    weight = _ce_weight(train_config, train.labels(task), model_config.n_classes, device)
+    loop = _Loop(teacher, model, train, val, task, config, train_config, weight, device)
+    cka_init = linear_cka(_accuracy_and_fused(model, loop.va, loop.eval_bs)[1], loop.teacher_val_fused)
+    result = fit(model, train, val, task, train_config, loss_fn=loop.loss_fn,
+                 desc=desc or f"{config.method} {task}", on_epoch_end=loop.on_epoch_end)
+    teacher.eval()
+    return DistillResult(student=model.student, adapter=model.adapter, history=result.history,
+                         best_epoch=result.best_epoch, cka_init=cka_init, config=config,
+                         train_config=train_config, fit=result, seconds=time.perf_counter() - t0,
+                         steps=pd.DataFrame(loop.rows), teacher=teacher)

@@ -1,0 +1,238 @@
+"""kdlib.distill.feedback: variation 3's teaching and feedback phases (notebook 04)."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_train import MODEL, QUICK, planted, states_equal  # noqa: E402  (the same tiny planted fold)
+
+from kdlib.distill import (PRESETS, V2, V3, DistillConfig, FeedbackConfig, build_student, distill,  # noqa: E402
+                           feedback_batch, feedback_step, lookahead_params, meta_objective, metric_guidance,
+                           student_loss)
+from kdlib.distill import feedback as fbmod  # noqa: E402
+from kdlib.models import FusionTeacher, ModelConfig  # noqa: E402
+from kdlib.repro import seed_everything  # noqa: E402
+from kdlib.train import Batch, fit  # noqa: E402
+
+TRAIN = replace(QUICK, epochs=3)
+TINY = ModelConfig(n_eeg=3, n_eog=2, n_samples=16, fs=16.0, n_filters=2, kernel=4, stride=4, d_model=4, n_heads=1,
+                   n_layers=2, mlp_ratio=1, gate_hidden=4, dropout=0.0, attn_dropout=0.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def fold():
+    """A planted fold and its (briefly) trained teacher."""
+    tr, va = planted(seed=0), planted(n_trials=6, seed=1)
+    seed_everything(0)
+    return tr, va, fit(FusionTeacher(MODEL), tr, va, "valence", QUICK).model
+
+
+def tiny_problem(seed: int = 0):
+    """Float64 tiny teacher (eval) and student (train mode: batch-norm on batch statistics), two batches."""
+    seed_everything(seed)
+    teacher = FusionTeacher(TINY).double().eval()
+    model = build_student(TINY, V3).double().train()
+    g = torch.Generator().manual_seed(seed)
+
+    def batch(n):
+        return Batch(torch.randn(n, 3, 16, generator=g, dtype=torch.float64),
+                     torch.randn(n, 2, 16, generator=g, dtype=torch.float64),
+                     torch.randint(0, 2, (n,), generator=g), torch.arange(n))
+    return teacher, model, batch(8), batch(8)
+
+
+def state(module: torch.nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --- the meta-gradient -------------------------------------------------------------------------
+
+def test_lookahead_is_one_sgd_step_of_the_student_loss():
+    teacher, model, b, _ = tiny_problem()
+    fb = FeedbackConfig(lookahead_lr=0.3)
+    t_out = teacher(eeg=b.eeg, eog=b.eog)
+    new = lookahead_params(model.student, model.adapter, t_out, b.eog, b.y, V3, fb.lookahead_lr)
+    loss, _ = student_loss(model.student(eog=b.eog), t_out, b.y, model.adapter, V3)
+    names, params = zip(*model.student.named_parameters())
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    assert list(new) == list(names)
+    for n, p, g in zip(names, params, grads):
+        expected = p if g is None else p - 0.3 * g
+        assert torch.allclose(new[n], expected, atol=1e-12), n
+    assert any(not torch.equal(new[n], p) for n, p in zip(names, params))
+
+
+@pytest.mark.parametrize("name", ["head.fc.weight", "eeg.tokenizer.temporal.weight", "fusion.gating.scores.0.fc1.weight"])
+def test_meta_gradient_matches_finite_differences(name):
+    teacher, model, b, f = tiny_problem()
+    fb = FeedbackConfig(lam=1.0, lookahead_lr=0.5)
+    params = dict(teacher.named_parameters())
+    p = params[name]
+    terms = meta_objective(teacher, model.student, model.adapter, b, f, V3, fb)
+    g_meta = torch.autograd.grad(terms.lookahead_ce, p, retain_graph=True)[0]  # through the look-ahead only
+    g_total = torch.autograd.grad(terms.teacher_ce + fb.lam * terms.lookahead_ce, p)[0]
+    eps = 1e-6
+    for flat in (0, p.numel() // 2, p.numel() - 1):
+        idx = np.unravel_index(flat, p.shape)
+        old = p.detach()[idx].item()
+        vals = []
+        for sign in (1, -1):
+            p.data[idx] = old + sign * eps  # the look-ahead itself needs autograd: no torch.no_grad here
+            t = meta_objective(teacher, model.student, model.adapter, b, f, V3, fb)
+            vals.append((t.lookahead_ce.detach().item(), (t.teacher_ce + fb.lam * t.lookahead_ce).detach().item()))
+        p.data[idx] = old
+        fd_meta = (vals[0][0] - vals[1][0]) / (2 * eps)
+        fd_total = (vals[0][1] - vals[1][1]) / (2 * eps)
+        assert abs(fd_meta) > 1e-8, "the look-ahead term must depend on this teacher parameter"
+        assert g_meta[idx].item() == pytest.approx(fd_meta, rel=1e-5, abs=1e-10)
+        assert g_total[idx].item() == pytest.approx(fd_total, rel=1e-5, abs=1e-10)
+
+
+# --- each phase changes one model ----------------------------------------------------------------
+
+def test_feedback_step_changes_the_teacher_only():
+    teacher, model, b, f = tiny_problem()
+    t0, s0 = state(teacher), state(model)
+    opt = torch.optim.Adam(teacher.parameters(), lr=1e-2)
+    row = feedback_step(teacher, model.student, model.adapter, opt, b, f, V3, V3.feedback_config)
+    assert same(s0, state(model)), "the feedback phase must not touch the student (parameters or buffers)"
+    assert all(p.grad is None for p in model.parameters())
+    assert not same(t0, state(teacher)) and row["teacher_update"] > 0
+    assert row["feedback_grad"] > 0 and row["teacher_ce_grad"] > 0
+    assert row["meta_loss"] == pytest.approx(row["teacher_ce"] + row["lookahead_ce"])
+
+
+def test_teaching_phase_changes_the_student_only(fold):
+    tr, va, teacher = fold
+    never = replace(V3, feedback_config=replace(V3.feedback_config, every_k=10_000))  # no feedback step at all
+    res = distill(teacher, tr, va, "valence", never, TRAIN)
+    assert (res.steps["phase"] == "teaching").all() and (res.steps["teacher_update"] == 0).all()
+    assert states_equal(res.teacher, teacher), "teaching steps must leave the teacher (and its BN stats) as is"
+    seed_everything(TRAIN.seed)
+    assert not states_equal(res.student, build_student(MODEL, never, teacher).student)
+
+
+def test_v3_trains_a_copy_and_leaves_the_callers_teacher_bit_identical(fold):
+    tr, va, teacher = fold
+    before = state(teacher)
+    res = distill(teacher, tr, va, "valence", PRESETS["v3"], TRAIN)
+    assert same(before, state(teacher))
+    assert res.teacher is not teacher and not states_equal(res.teacher, teacher)
+    fb_rows = res.steps[res.steps["phase"] == "feedback"]
+    k = V3.feedback_config.every_k
+    assert list(fb_rows["step"]) == list(range(k + 1, len(res.steps) + 1, k))  # after every k teaching steps
+    assert (fb_rows["teacher_update"] > 0).all()
+    for col in ("student_loss", "teacher_ce_batch", "student_acc", "teacher_acc", "alpha", "temperature",
+                "lookahead_ce", "teacher_update"):
+        assert col in res.steps.columns
+    assert {"teacher_val_acc", "cka", "alpha", "temperature"} <= set(res.history.columns)
+    assert res.config.method == "v3" and 1 <= res.best_epoch <= TRAIN.epochs
+
+
+# --- data: feedback batches come from the training windows only -----------------------------------
+
+def test_distill_takes_no_test_data():
+    assert list(inspect.signature(distill).parameters) == [
+        "teacher", "train", "val", "task", "config", "train_config", "model_config", "desc"]
+
+
+def test_feedback_batches_are_training_windows(fold, monkeypatch):
+    tr, va, teacher = fold
+    seen = []
+    real = fbmod.feedback_step
+
+    def spy(teacher_, student, adapter, opt, batch, fb_batch, *args, **kw):
+        seen.append((batch.index.clone(), fb_batch.index.clone(), fb_batch.eog.clone()))
+        return real(teacher_, student, adapter, opt, batch, fb_batch, *args, **kw)
+
+    monkeypatch.setattr(fbmod, "feedback_step", spy)
+    distill(teacher, tr, va, "valence", PRESETS["v3"], TRAIN)
+    assert seen, "the spy saw no feedback step"
+    train_rows = {r.tobytes() for r in tr.eog}
+    val_rows = {r.tobytes() for r in va.eog}
+    for idx, fb_idx, eog in seen:
+        assert fb_idx.max() < len(tr) and not torch.isin(fb_idx, idx).any()
+        assert torch.equal(eog, torch.from_numpy(tr.eog[fb_idx.numpy()]))
+        assert all(r.tobytes() in train_rows and r.tobytes() not in val_rows for r in eog.numpy())
+
+
+def test_feedback_batch_excludes_the_current_batch_and_is_seeded():
+    cur = torch.arange(10)
+    a = feedback_batch(40, cur, 16, torch.Generator().manual_seed(3))
+    b = feedback_batch(40, cur, 16, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and len(a) == 16 and a.min() >= 10 and len(set(a.tolist())) == 16
+
+
+# --- the metric-driven variant -----------------------------------------------------------------------
+
+def test_metric_guidance_moves_alpha_and_t_with_the_gap():
+    fb = FeedbackConfig(alpha_gain=2.0, temperature_gain=1.0, scale_range=(0.5, 1.5))
+    assert metric_guidance(0.5, 2.0, 0.7, 0.7, fb) == (0.5, 2.0)
+    a_up, t_up = metric_guidance(0.5, 2.0, 0.8, 0.7, fb)  # teacher ahead: more and softer guidance
+    a_dn, t_dn = metric_guidance(0.5, 2.0, 0.6, 0.7, fb)  # student ahead: less and sharper guidance
+    assert a_up == pytest.approx(0.5 * 1.2) and t_up == pytest.approx(2.0 * 1.1)
+    assert a_dn == pytest.approx(0.5 * 0.8) and t_dn == pytest.approx(2.0 * 0.9)
+    assert metric_guidance(0.5, 2.0, 1.0, 0.0, fb) == (0.75, 3.0)  # clipped at 1.5x
+    assert metric_guidance(0.5, 2.0, 0.0, 1.0, fb) == (0.25, 1.0)  # clipped at 0.5x
+
+
+def test_metric_variant_keeps_the_teacher_and_follows_the_gap(fold):
+    tr, va, teacher = fold
+    config = replace(V3, method="v3-metric", feedback="metric")
+    res = distill(teacher, tr, va, "valence", config, TRAIN)
+    assert states_equal(res.teacher, teacher) and (res.steps["phase"] == "teaching").all()
+    h = res.history
+    assert h["alpha"].iloc[0] == V3.alpha and h["temperature"].iloc[0] == V3.temperature
+    run_t = run_s = None
+    m = config.feedback_config.momentum
+    for i in range(len(h) - 1):  # the guidance of epoch i + 1 follows the running gap after epoch i
+        ema = lambda r, x: x if r is None else m * r + (1 - m) * x  # noqa: E731
+        run_t, run_s = ema(run_t, h["teacher_val_acc"].iloc[i]), ema(run_s, h["val_acc"].iloc[i])
+        a, t = metric_guidance(V3.alpha, V3.temperature, run_t, run_s, config.feedback_config)
+        assert h["alpha"].iloc[i + 1] == pytest.approx(a) and h["temperature"].iloc[i + 1] == pytest.approx(t)
+
+
+# --- configuration and reproducibility ---------------------------------------------------------------
+
+def test_v3_is_v2_with_feedback():
+    assert PRESETS["v3"] is V3 and V3 == replace(V2, method="v3", feedback="meta")
+    assert V2.feedback == "none" and {"scratch", "v1", "v2", "v3"} <= set(PRESETS)
+    with pytest.raises(ValueError):
+        DistillConfig(feedback="always")
+    with pytest.raises(ValueError):
+        replace(V3, alpha=0.0, beta=0.0)
+    with pytest.raises(ValueError):
+        FeedbackConfig(every_k=0)
+
+
+def test_same_seed_gives_identical_logs(fold):
+    tr, va, teacher = fold
+    a = distill(teacher, tr, va, "valence", V3, TRAIN)
+    b = distill(teacher, tr, va, "valence", V3, TRAIN)
+    drop = ["feedback_s"]
+    assert a.steps.drop(columns=drop).equals(b.steps.drop(columns=drop))
+    assert a.history.drop(columns=["seconds"]).equals(b.history.drop(columns=["seconds"]))
+    assert states_equal(a.student, b.student) and states_equal(a.teacher, b.teacher)
+    c = distill(teacher, tr, va, "valence", V3, replace(TRAIN, seed=1))
+    assert not a.steps.drop(columns=drop).equals(c.steps.drop(columns=drop))
