@@ -35,10 +35,11 @@ SYNTH_ARGS ?=
 DATASET ?= synthetic
 NB_ARGS ?=
 # The reproduce run of `make run` (kdlib reproduce): its folder and its size. The default is sized
-# for a 2-core CPU (see README for the time); for a real DEAP copy use e.g.
+# for a 2-core CPU: the full protocol on every subject with the small (smoke-size) models, about
+# 12 min here (see README); for the full-size models or a real DEAP copy use e.g.
 # REPRO_ARGS="--preset paper --jobs 2" to run all 32 subjects.
 RUN_OUT ?= results/$(DATASET)
-REPRO_ARGS ?= --subjects s01,s02,s03,s04 --folds 5 --preset default --epochs 12 --jobs 2
+REPRO_ARGS ?= --folds 5 --preset smoke --epochs 10 --jobs 2
 RUN_DATA := $(if $(filter synthetic,$(DATASET)),$(SYNTH_DIR)/.preset-$(RUN_PRESET))
 
 NB_SOURCES := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
