@@ -61,3 +61,9 @@ def test_unknown_channels_and_out_of_range_trials(raw):
         recording_from_raw(raw, "x", [10.0], 5.0, np.full((1, 4), 5.0), eog_picks=["vEOG"])
     with pytest.raises(ValueError, match="beyond the recording"):
         recording_from_raw(raw, "x", [236.0], 5.0, np.full((1, 4), 5.0))
+
+
+def test_blink_detection_refuses_short_trials(raw):
+    rec = recording_from_raw(raw, "eeglab", onsets_s=[10.0, 20.0], duration_s=2.5, ratings=np.full((2, 4), 5.0))
+    with pytest.raises(ValueError, match="too short for blink detection"):
+        find_blinks(rec, 0, "EOG1")

@@ -17,6 +17,7 @@ from .recording import RATING_NAMES, Recording
 __all__ = ["recording_from_raw", "find_blinks", "read_eeglab_tutorial"]
 
 _UV = 1e6  # volts -> microvolts
+_MIN_BLINK_S = 10.0  # find_eog_events' default 10 s filter must fit the signal
 
 
 def recording_from_raw(raw, subject: str, onsets_s, duration_s: float, ratings,
@@ -98,6 +99,10 @@ def find_blinks(rec: Recording, trial: int = 0, channel: str | None = None) -> n
         channel = "vEOG" if "vEOG" in rec.eog_channels else rec.eog_channels[0]
     if channel not in rec.eog_channels:
         raise ValueError(f"{rec.source or rec.subject}: unknown EOG channel {channel!r}; have {rec.eog_channels}")
+    if rec.n_samples / rec.fs < _MIN_BLINK_S:
+        raise ValueError(f"{rec.source or rec.subject}: trials of {rec.n_samples / rec.fs:.1f} s are too short for "
+                         f"blink detection (MNE's 1-10 Hz filter needs at least {_MIN_BLINK_S:g} s); "
+                         "load the whole recording as one trial instead")
     raw = rec.to_raw(trial)
     events = mne.preprocessing.find_eog_events(raw, ch_name=channel, verbose="error")
     return (events[:, 0] - raw.first_samp) / rec.fs
