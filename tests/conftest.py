@@ -21,6 +21,18 @@ def random_subject(seed: int, n_trials: int = 6) -> dict[str, np.ndarray]:
     return {"data": data, "labels": labels}
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a test module: these models are tiny, and on a shared 2-core
+    machine two OpenMP threads wait on each other (10x slower steps when another process is busy)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def deap_dir(tmp_path) -> Path:
     """A folder with three small DEAP-format subjects s01-s03 (6 trials each)."""

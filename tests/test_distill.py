@@ -25,12 +25,7 @@ from kdlib.train import evaluate, fit, make_optimizer, to_tensors
 TRAIN = replace(QUICK, epochs=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def logits(seed: int, b: int = 8, c: int = 2, scale: float = 1.0) -> torch.Tensor:

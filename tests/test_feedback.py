@@ -28,12 +28,7 @@ TINY = ModelConfig(n_eeg=3, n_eog=2, n_samples=16, fs=16.0, n_filters=2, kernel=
                    n_layers=2, mlp_ratio=1, gate_hidden=4, dropout=0.0, attn_dropout=0.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

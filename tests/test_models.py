@@ -20,14 +20,7 @@ WINDOWS_S = (1, 2, 4, 8)
 TOKENS = {1: 13, 2: 29, 4: 61, 8: 125}  # (128 s - 32) // 8 + 1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these models are tiny, and on a shared 2-core machine two OpenMP
-    threads wait on each other (10x slower steps when another process is busy)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small(window_s: float = 4, **kw) -> ModelConfig:

@@ -12,12 +12,7 @@ from kdlib.repro import seed_everything
 from kdlib.train import call_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pair(n_samples: int = 128, seed: int = 0):

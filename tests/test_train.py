@@ -46,14 +46,7 @@ MODEL = replace(SMOKE_MODEL, n_samples=T)
 QUICK = replace(SMOKE, epochs=3, batch_size=16, lr=3e-3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these models are tiny, and on a shared 2-core machine two OpenMP
-    threads wait on each other (10x slower steps when another process is busy)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def teacher(seed: int = 0) -> FusionTeacher:
