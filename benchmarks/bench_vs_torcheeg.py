@@ -30,11 +30,14 @@ Before timing anything, every window and label of two subjects is compared betwe
 its peak RSS, ``ru_maxrss``, is its own), with the files already in the OS page cache:
 
 * ``read``   -- kdlib's ``load_dat`` of every file (the floor: merely reading the files);
-* ``cold``   -- an empty cache: kdlib ``prepare_dataset(...)``; torcheeg ``DEAPDataset(...)``;
-* ``cached`` -- the same call again, then every window is read through the library's own
-  interface: kdlib's ``WindowSet`` arrays (a checksum of every window and both labels, in one
-  vectorised pass: kdlib hands out arrays); torcheeg ``dataset[i]`` for every ``i`` (the same
-  checksum and labels, window by window: torcheeg hands out items).
+* ``cold``   -- an empty cache, filled: kdlib ``prepare_subject(...)`` of every subject, one at
+  a time (each writes its cache entry; nothing is kept); torcheeg ``DEAPDataset(...)`` (writes
+  its LMDB store);
+* ``cached`` -- the same calls again, then every window is read through the library's own
+  interface: kdlib's ``WindowSet`` arrays subject by subject (memory-mapped cache entries; the
+  float32 sum of every window and both labels' counts, vectorised: kdlib hands out arrays);
+  torcheeg ``dataset[i]`` for every ``i`` (the same sums and counts, window by window: torcheeg
+  hands out items).
 
 The checksums and label counts of the two libraries must agree too. Times exclude the
 import of the library (reported apart); peak RSS includes it (torch is part of torcheeg).
@@ -108,13 +111,19 @@ def _child_kdlib(step: str, args) -> dict:
         key = np.stack([np.char.lstrip(ws.subject.astype(str), "s").astype(int), ws.trial - 1,
                         np.rint(ws.start_s * FS).astype(int) + N_BASE], axis=1)  # (subject, trial from 0, start sample)
         np.savez(args.out, x=x, y=y, key=key)
-    else:  # cold: empty cache; cached: from the cache, then read every window
-        ws = cache.prepare_dataset(args.data, config, cache_dir=args.cache, progress=False)
-        out["n_windows"] = len(ws)
+    else:  # cold: fill an empty cache; cached: open every entry and read every window
+        n_windows, checksum, n_high = 0, 0.0, np.zeros(2, np.int64)
+        for f in deap.subject_files(args.data):  # one subject at a time, as a training loop takes them
+            ws = cache.prepare_subject(f, config, cache_dir=args.cache)
+            n_windows += len(ws)
+            if step == "cached":
+                sums = ws.eeg.sum(axis=(1, 2)) + ws.eog.sum(axis=(1, 2))  # (N,) float32, one per window
+                checksum += float(sums.sum(dtype=np.float64))
+                n_high += [ws.labels("valence").sum(), ws.labels("arousal").sum()]
+            del ws
+        out["n_windows"] = n_windows
         if step == "cached":
-            sums = ws.eeg.sum(axis=(1, 2), dtype=np.float64) + ws.eog.sum(axis=(1, 2), dtype=np.float64)  # (N,)
-            out["checksum"] = float(sums.sum())
-            out["n_high"] = [int(ws.labels("valence").sum()), int(ws.labels("arousal").sum())]
+            out["checksum"], out["n_high"] = checksum, n_high.tolist()
     out.update(seconds=time.perf_counter() - t0, import_s=import_s, rss_import_mb=rss_import, peak_rss_mb=_rss_mb())
     return out
 
@@ -157,7 +166,7 @@ def _child_torcheeg(step: str, args) -> dict:
             checksum, n_high = 0.0, np.zeros(2, np.int64)
             for i in range(len(ds)):
                 x, y = ds[i]
-                checksum += float(x.sum(dtype=np.float64))
+                checksum += float(x.sum())  # float32 sum of the window, as kdlib's
                 n_high += y
             out["checksum"], out["n_high"] = checksum, n_high.tolist()
     out.update(seconds=time.perf_counter() - t0, import_s=import_s, rss_import_mb=rss_import, peak_rss_mb=_rss_mb())

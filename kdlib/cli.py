@@ -115,7 +115,8 @@ def _prepare_windows(args: argparse.Namespace, config, subjects):
     if args.manifest:
         raise CliError(f"--manifest is only used with --dataset custom (got --dataset {args.dataset})")
     return cache.prepare_dataset(dataset_dir(args.dataset, args.data_dir), config, subjects=subjects,
-                                 cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=not args.quiet)
+                                 cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=not args.quiet,
+                                 jobs=args.jobs)
 
 
 PREP_ARGS = (  # how windows are made: shared by prepare and reproduce
@@ -140,6 +141,7 @@ PREP_ARGS = (  # how windows are made: shared by prepare and reproduce
     *PREP_ARGS,
     arg("--cache-dir", default=None, help="cache folder (default: $KDLIB_DATA_DIR/cache, i.e. data/cache)"),
     arg("--no-cache", action="store_true", help="recompute everything and write no cache entry"),
+    arg("--jobs", type=int, default=1, help="subjects prepared at once, in threads (default 1; DEAP files only)"),
     arg("--quiet", action="store_true", help="no progress bar"),
 )
 def _prepare(args: argparse.Namespace, extra: list[str]) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from kdlib.data.windows import PrepConfig
 def test_second_run_reads_the_cache(deap_dir, tmp_path, monkeypatch):
     cdir = tmp_path / "cache"
     first = cache.prepare_dataset(deap_dir, cache_dir=cdir, progress=False)
-    assert len(list(cdir.glob("s0?-*.npz"))) == 3
+    assert len(list(cdir.glob("s0?-*"))) == 3
 
     def must_not_load(path):
         raise AssertionError("source file read although a cache entry exists")
@@ -52,8 +53,9 @@ def test_stale_entry_is_not_used_after_the_file_changes(deap_dir, tmp_path):
 def test_corrupt_entry_is_rebuilt(deap_dir, tmp_path):
     cdir = tmp_path / "cache"
     good = cache.prepare_subject(deap_dir / "s01.dat", cache_dir=cdir)
-    (entry,) = cdir.glob("s01-*.npz")
-    entry.write_bytes(entry.read_bytes()[:1000])
+    (entry,) = cdir.glob("s01-*")
+    windows = entry / "eeg.npy"
+    windows.write_bytes(windows.read_bytes()[:1000])
     with pytest.raises(ValueError, match=entry.name):
         cache.load_entry(entry)
     again = cache.prepare_subject(deap_dir / "s01.dat", cache_dir=cdir)
@@ -67,7 +69,7 @@ def test_interrupted_write_leaves_no_entry(deap_dir, tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cache.np, "savez", crash)
+    monkeypatch.setattr(cache.np, "save", crash)
     with pytest.raises(KeyboardInterrupt):
         cache.prepare_subject(deap_dir / "s01.dat", cache_dir=cdir)
     assert list(cdir.iterdir()) == []
@@ -80,7 +82,7 @@ def test_bad_source_file_fails_with_its_name_and_keeps_other_entries(deap_dir, t
     bad.write_bytes(bad.read_bytes()[:5000])
     with pytest.raises(deap.DeapFormatError, match=r"s02\.dat.*truncated"):
         cache.prepare_dataset(deap_dir, cache_dir=cdir, progress=False)
-    assert len(list(cdir.glob("s01-*.npz"))) == 1
+    assert len(list(cdir.glob("s01-*"))) == 1
 
 
 def test_no_cache_mode_writes_nothing(deap_dir, tmp_path):
@@ -106,4 +108,21 @@ def test_load_windows_reads_a_deap_folder_from_the_environment(deap_dir, tmp_pat
     monkeypatch.setenv("KDLIB_DATA_DIR", str(tmp_path / "kdlib-data"))
     ws = load_windows("deap", subjects=["s03"], progress=False)
     assert ws.subjects() == ["s03"] and len(ws) == 6 * 15
-    assert list((tmp_path / "kdlib-data" / "cache").glob("s03-*.npz"))
+    assert list((tmp_path / "kdlib-data" / "cache").glob("s03-*"))
+
+
+def test_threads_give_the_same_windows_in_subject_order(deap_dir, tmp_path):
+    one = cache.prepare_dataset(deap_dir, cache_dir=tmp_path / "one", progress=False)
+    two = cache.prepare_dataset(deap_dir, cache_dir=tmp_path / "two", progress=False, jobs=2)
+    for name in ("eeg", "eog", "ratings", "subject", "trial", "start_s"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(two, name))
+    assert [p.name for p in cache.list_entries(tmp_path / "one")] == [p.name for p in cache.list_entries(tmp_path / "two")]
+
+
+def test_cached_windows_are_memory_mapped_views_of_the_entry(deap_dir, tmp_path):
+    cdir = tmp_path / "cache"
+    cache.prepare_subject(deap_dir / "s01.dat", cache_dir=cdir)
+    ws = cache.prepare_subject(deap_dir / "s01.dat", cache_dir=cdir)
+    (entry,) = cache.list_entries(cdir, "s01")
+    assert isinstance(ws.eeg.base, np.memmap) and Path(ws.eeg.base.filename) == (entry / "eeg.npy").resolve()
+    assert sorted(p.name for p in entry.iterdir()) == ["eeg.npy", "eog.npy", "meta.npz"]

@@ -44,7 +44,7 @@ def test_synth_then_prepare_prints_summary_and_class_balance(capsys, tmp_path):
     assert code == 0, err
     assert "40 windows of 768 samples at 128 Hz from 1 subject(s), 4 trials" in out
     assert "class balance" in out and "majority_acc" in out and "valence" in out and "arousal" in out
-    assert len(list(cache_dir.glob("s02-*.npz"))) == 1
+    assert len(list(cache_dir.glob("s02-*"))) == 1
 
 
 def test_prepare_custom_and_validate_manifest(capsys, tmp_path):
@@ -55,6 +55,16 @@ def test_prepare_custom_and_validate_manifest(capsys, tmp_path):
                          "--cache-dir", str(tmp_path / "cache"), "--quiet")
     assert code == 0, err
     assert "36 windows of 256 samples at 128 Hz from 2 subject(s), 12 trials" in out and "hEOG, vEOG" in out
+
+
+def test_prepare_with_two_threads(capsys, tmp_path):
+    out_dir, cache_dir = tmp_path / "synth", tmp_path / "cache"
+    assert run(capsys, "synth", "--out", str(out_dir), "--subjects", "2", "--trials", "4", "--quiet")[0] == 0
+    code, out, err = run(capsys, "prepare", "--data-dir", str(out_dir), "--cache-dir", str(cache_dir),
+                         "--jobs", "2", "--quiet")
+    assert code == 0, err
+    assert "120 windows of 512 samples at 128 Hz from 2 subject(s), 8 trials" in out
+    assert sorted(p.name[:3] for p in cache_dir.glob("s0?-*")) == ["s01", "s02"]
 
 
 def test_missing_data_dir(capsys, tmp_path):
@@ -121,7 +131,7 @@ def test_reproduce_then_report(capsys, tmp_path):
                             "--tasks", "valence", "--folds", "2", "--preset", "smoke", "--epochs", "1",
                             "--cache-dir", str(cache), "--out", str(out), "--quiet")
     assert code == 0, err
-    assert len(list(cache.glob("s0?-*.npz"))) == 2
+    assert len(list(cache.glob("s0?-*"))) == 2
     assert "wrote" in stdout and (out / "report" / "summary.md").is_file()
     summary = (out / "report" / "summary.md").read_text()
     assert "SYNTHETIC DATA" in summary and "majority class" in summary and "EOG-only net" in summary

@@ -233,7 +233,7 @@ def test_prepare_custom_caches_and_keys_on_rows_and_files(manifest_file, tmp_pat
     first = custom.prepare_custom(manifest_file, CONFIG, cache_dir=cdir, progress=False)
     assert first.subjects() == ["p01", "p02"] and len(first) == (8 + 4) * 3
     assert first.eog_channels == ("hEOG", "vEOG")
-    entries = sorted(p.name for p in cdir.glob("*.npz"))
+    entries = sorted(p.name for p in cdir.glob("*-*"))
     assert len(entries) == 2
 
     def must_not_load(*args, **kwargs):
@@ -247,7 +247,7 @@ def test_prepare_custom_caches_and_keys_on_rows_and_files(manifest_file, tmp_pat
     rows.loc[rows["subject"] == "p02", "valence"] = 2.0  # p02's rows change, p01's do not
     edit(manifest_file, rows=rows)
     custom.prepare_custom(manifest_file, CONFIG, cache_dir=cdir, progress=False)
-    after = sorted(p.name for p in cdir.glob("*.npz"))
+    after = sorted(p.name for p in cdir.glob("*-*"))
     assert len(after) == 3 and [e for e in after if e.startswith("p01")] == [e for e in entries if e.startswith("p01")]
     m = custom.load_manifest(manifest_file)
     table, _ = custom.read_trials(m)

@@ -105,16 +105,16 @@ def test_fused_windows_equal_baseline_then_cut(tmp_path, config):
 def test_cache_entry_round_trip_is_writable_and_leaves_the_entry_unchanged(deap_dir, tmp_path):
     cdir = tmp_path / "cache"
     cache.prepare_subject(deap_dir / "s01.dat", cache_dir=cdir)
-    (entry,) = cdir.glob("s01-*.npz")
-    with np.load(entry) as z:
+    (entry,) = cdir.glob("s01-*")
+    with np.load(entry / "meta.npz") as z:
         plain = {k: z[k] for k in z.files}
+    plain.update(eeg=np.load(entry / "eeg.npy"), eog=np.load(entry / "eog.npy"))
     ws = cache.load_entry(entry)
     for name in ("eeg", "eog", "ratings", "subject", "trial", "start_s"):
         assert getattr(ws, name).dtype == plain[name].dtype
         np.testing.assert_array_equal(getattr(ws, name), plain[name])
     ws.eeg[0, 0, 0] += 1.0  # writable, private to this process
-    with np.load(entry) as z:
-        np.testing.assert_array_equal(z["eeg"], plain["eeg"])
+    np.testing.assert_array_equal(np.load(entry / "eeg.npy"), plain["eeg"])
 
 
 def test_prepare_dataset_concatenation_matches_concat_windows(deap_dir, tmp_path):

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from kdlib.io import atomic_write
+from kdlib.io import atomic_dir, atomic_write
 
 
 def test_replaces_on_success_with_umask_permissions(tmp_path):
@@ -30,3 +30,27 @@ def test_failure_keeps_old_content_and_leaves_no_temporary(tmp_path):
             raise RuntimeError("boom")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["result.csv"]
+
+
+def test_atomic_dir_appears_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "sub" / "entry"
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "a.txt").write_text("half")
+            raise RuntimeError("interrupted")
+    assert not target.exists() and list((tmp_path / "sub").iterdir()) == []
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("whole")
+        assert not target.exists()
+    assert (target / "a.txt").read_text() == "whole"
+    assert list((tmp_path / "sub").iterdir()) == [target]
+
+
+def test_atomic_dir_keeps_an_entry_another_process_finished_first(tmp_path):
+    target = tmp_path / "entry"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("second")
+        target.mkdir()
+        (target / "a.txt").write_text("first")  # finished meanwhile by someone else
+    assert (target / "a.txt").read_text() == "first"
+    assert list(tmp_path.iterdir()) == [target]

@@ -2,23 +2,32 @@
 
 Introduced in ``notebooks/01_data_preparation.ipynb``.
 
-One cache entry per subject: ``<cache_dir>/<subject>-<key>.npz`` (uncompressed), where ``key``
-hashes the :class:`~kdlib.data.windows.PrepConfig`, the cache format version, a fingerprint
+One cache entry per subject: a folder ``<cache_dir>/<subject>-<key>/`` holding ``eeg.npy`` and
+``eog.npy`` (the windows, float32) and ``meta.npz`` (ratings, ids, channel names, label rule),
+where ``key`` hashes the :class:`~kdlib.data.windows.PrepConfig`, the cache format version, a fingerprint
 of every source file of the subject (name, size, modification time and its first and last
 64 KiB) and, for the bring-your-own-data path, a text describing everything else that shapes
 the result (the manifest's preprocessing, channel map and trial rows: see
 :mod:`kdlib.data.custom`). A changed file or setting gives a new key, so a stale entry is
-never read. Entries are written
-atomically (temporary file, then rename): an interrupted run leaves either a whole entry or
-none, and a second run reads what the first one finished.
+never read. An entry is written into a hidden temporary folder that is then renamed: an
+interrupted run leaves either a whole entry or none, and a second run reads what the first one
+finished.
+
+Reading an entry memory-maps its windows (``numpy.load(..., mmap_mode="c")``): opening costs
+next to nothing, the pages come from the operating system's file cache when they are touched,
+and the arrays are writable copy-on-write views, so changing them never changes the entry.
+Plain ``.npy`` files rather than one ``.npz``: writing a zip member computes a CRC over the data
+and an ``.npz`` member cannot be memory-mapped by numpy (``benchmarks/results/bench_data.md``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import zipfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +36,15 @@ from dataclasses import replace
 from tqdm.auto import tqdm
 
 from .. import paths
-from ..io import atomic_write
+from ..io import atomic_dir
 from . import deap
 from .recording import Recording
 from .windows import DEFAULT, PrepConfig, WindowSet, concat_windows, make_windows
 
 __all__ = ["CACHE_VERSION", "file_fingerprint", "cache_key", "cached_windows", "prepare_subject",
-           "prepare_dataset", "load_entry", "save_entry"]
+           "prepare_dataset", "load_entry", "save_entry", "list_entries"]
 
-CACHE_VERSION = 1  # bump when the preparation code changes what it produces
+CACHE_VERSION = 2  # bump when the preparation code changes what it produces
 _EDGE = 64 * 1024
 
 
@@ -81,28 +90,49 @@ def cache_key(source: str | os.PathLike | Sequence[str | os.PathLike], config: P
     return h.hexdigest()
 
 
+_META = ("ratings", "subject", "trial", "start_s", "fs", "eeg_channels", "eog_channels", "threshold", "rule",
+         "rating_names")
+
+
 def save_entry(path: Path, ws: WindowSet) -> Path:
-    """Write one subject's windows atomically as an uncompressed ``.npz``."""
-    with atomic_write(path) as fh:
-        np.savez(fh, eeg=ws.eeg, eog=ws.eog, ratings=ws.ratings, subject=ws.subject, trial=ws.trial,
-                 start_s=ws.start_s, fs=np.float64(ws.fs), eeg_channels=np.array(ws.eeg_channels),
+    """Write one subject's windows as the entry folder ``path``, atomically.
+
+    The files go into a hidden temporary folder beside ``path``, renamed onto ``path`` once
+    complete (:func:`kdlib.io.atomic_dir`); on any exception ``path`` is untouched. If another
+    process finished the same entry first, its entry is kept (same key, same data).
+    """
+    with atomic_dir(path) as tmp:
+        np.save(tmp / "eeg.npy", ws.eeg)  # (N, n_eeg, T) float32
+        np.save(tmp / "eog.npy", ws.eog)  # (N, n_eog, T) float32
+        np.savez(tmp / "meta.npz", ratings=ws.ratings, subject=ws.subject, trial=ws.trial, start_s=ws.start_s,
+                 fs=np.float64(ws.fs), eeg_channels=np.array(ws.eeg_channels),
                  eog_channels=np.array(ws.eog_channels), threshold=np.float64(ws.threshold),
                  rule=np.array(ws.rule), rating_names=np.array(ws.rating_names))
     return path
 
 
 def load_entry(path: Path) -> WindowSet:
-    """Read a cache entry; raise ``ValueError`` naming the file if it is unreadable."""
+    """Open a cache entry (windows memory-mapped); raise ``ValueError`` naming it if unreadable."""
+    path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            z = {name: npz[name] for name in npz.files}
+        with np.load(path / "meta.npz", allow_pickle=False) as npz:
+            z = {name: npz[name] for name in _META}
+        eeg = np.asarray(np.load(path / "eeg.npy", mmap_mode="c", allow_pickle=False))  # (N, n_eeg, T)
+        eog = np.asarray(np.load(path / "eog.npy", mmap_mode="c", allow_pickle=False))  # (N, n_eog, T)
+        if eeg.ndim != 3 or eog.ndim != 3 or eeg.dtype != np.float32 or eog.dtype != np.float32:
+            raise ValueError(f"windows of shape {eeg.shape}/{eog.shape} and type {eeg.dtype}/{eog.dtype}")
         return WindowSet(
-            eeg=z["eeg"], eog=z["eog"], ratings=z["ratings"], subject=z["subject"], trial=z["trial"],
+            eeg=eeg, eog=eog, ratings=z["ratings"], subject=z["subject"], trial=z["trial"],
             start_s=z["start_s"], fs=float(z["fs"]), eeg_channels=tuple(z["eeg_channels"].tolist()),
             eog_channels=tuple(z["eog_channels"].tolist()), threshold=float(z["threshold"]),
             rule=str(z["rule"]), rating_names=tuple(z["rating_names"].tolist()))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ValueError(f"{path}: unreadable cache entry ({type(exc).__name__}: {exc})") from None
+
+
+def list_entries(cache_dir: str | os.PathLike, subject: str = "*") -> list[Path]:
+    """The complete entries in ``cache_dir`` (of one ``subject``, or all), sorted by name."""
+    return sorted(p for p in Path(cache_dir).glob(f"{subject}-*") if p.is_dir())
 
 
 def cached_windows(subject: str, sources: Sequence[str | os.PathLike], config: PrepConfig,
@@ -113,7 +143,7 @@ def cached_windows(subject: str, sources: Sequence[str | os.PathLike], config: P
     Parameters
     ----------
     subject : str
-        Subject id; the entry is ``<cache_dir>/<subject>-<key>.npz``.
+        Subject id; the entry is ``<cache_dir>/<subject>-<key>/``.
     sources : sequence of path-like
         Every file the subject's :class:`Recording` is read from (fingerprinted for the key).
     config : PrepConfig
@@ -133,15 +163,23 @@ def cached_windows(subject: str, sources: Sequence[str | os.PathLike], config: P
     if not use_cache:
         return make_windows(load_recording(), config)
     cache_dir = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
-    entry = cache_dir / f"{subject}-{cache_key(list(sources), config, extra=extra)}.npz"
-    if entry.is_file():
+    entry = cache_dir / f"{subject}-{cache_key(list(sources), config, extra=extra)}"
+    if entry.exists():
         try:
             return load_entry(entry)
         except ValueError:
-            entry.unlink(missing_ok=True)  # rebuilt below
+            _remove(entry)  # rebuilt below
     ws = make_windows(load_recording(), config)
     save_entry(entry, ws)
     return ws
+
+
+def _remove(entry: Path) -> None:
+    """Delete a corrupt entry (a folder, or a file left by an older kdlib under the same name)."""
+    if entry.is_dir():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)
 
 
 def prepare_subject(source: str | os.PathLike, config: PrepConfig = DEFAULT,
@@ -157,7 +195,7 @@ def prepare_subject(source: str | os.PathLike, config: PrepConfig = DEFAULT,
 
 def prepare_dataset(data_dir: str | os.PathLike, config: PrepConfig = DEFAULT, subjects=None,
                     cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
-                    progress: bool = True) -> WindowSet:
+                    progress: bool = True, jobs: int = 1) -> WindowSet:
     """Windows of every (or the chosen) subject of a DEAP-format folder, with a progress bar.
 
     Parameters
@@ -173,6 +211,9 @@ def prepare_dataset(data_dir: str | os.PathLike, config: PrepConfig = DEFAULT, s
         False recomputes everything and writes nothing.
     progress : bool
         Show a tqdm bar over subjects.
+    jobs : int
+        Subjects prepared at once, in threads (numpy, scipy and file writes release the GIL):
+        2 on a 2-core machine roughly halves a cold preparation. The result does not depend on it.
 
     Returns
     -------
@@ -180,8 +221,13 @@ def prepare_dataset(data_dir: str | os.PathLike, config: PrepConfig = DEFAULT, s
         All subjects' windows, in subject order.
     """
     files = deap.subject_files(data_dir, subjects)
-    parts = [prepare_subject(f, config, cache_dir, use_cache)
-             for f in tqdm(files, desc="prepare", unit="subject", disable=not progress)]
+    prepare = lambda f: prepare_subject(f, config, cache_dir, use_cache)  # noqa: E731
+    bar = dict(desc="prepare", unit="subject", disable=not progress)
+    if jobs <= 1:
+        parts = [prepare(f) for f in tqdm(files, **bar)]
+    else:
+        with ThreadPoolExecutor(jobs) as pool:
+            parts = list(tqdm(pool.map(prepare, files), total=len(files), **bar))  # in subject order
     return _concat_releasing(parts)
 
 

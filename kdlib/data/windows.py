@@ -21,6 +21,7 @@ training windows of each fold only.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
@@ -179,10 +180,20 @@ def filter_eog(eog: np.ndarray, fs: float, band: tuple[float, float], order: int
     """
     import mne
 
-    iir = dict(order=order, ftype="butter", output="sos")
     out = mne.filter.filter_data(eog.astype(np.float64), sfreq=fs, l_freq=band[0], h_freq=band[1],
-                                 method="iir", iir_params=iir, verbose="error")
+                                 method="iir", iir_params=dict(_eog_filter(fs, band, order)), verbose="error")
     return out.astype(np.float32)  # (n_trials, n_eog, n_samples)
+
+
+@functools.lru_cache(maxsize=16)
+def _eog_filter(fs: float, band: tuple[float, float], order: int) -> dict:
+    """MNE's IIR design (second-order sections and padding) for :func:`filter_eog`, made once per
+    setting: :func:`mne.filter.filter_data` uses a given ``sos`` as it is."""
+    import mne
+
+    iir = dict(order=order, ftype="butter", output="sos")
+    return mne.filter.construct_iir_filter(iir, f_pass=list(band), f_stop=None, sfreq=fs, btype="bandpass",
+                                           return_copy=False, verbose="error")
 
 
 def baseline_correct(x: np.ndarray, n_baseline: int) -> np.ndarray:
