@@ -26,13 +26,16 @@ Each configuration is run with 1 and 2 torch threads (``--threads``). The machin
 the load average before and after every measurement is recorded next to it.
 
 ``--feedback`` measures what dynamic feedback (variation 3, :mod:`kdlib.distill.feedback`)
-costs, with the DEFAULT model sizes and one torch thread: the median time of one feedback step
-(look-ahead with ``create_graph``, meta-gradient, teacher update), of one variation-3 teaching
-step (the teacher's forward pass on the batch + the student's step) and of one variation-2
-step (cached teacher targets + the student's step), at batch 64; and one whole fold of
-``kdlib.distill.distill`` with ``PRESETS["v2"]`` and ``PRESETS["v3"]`` (480 training and 120
-validation windows, a fixed number of epochs, no early stopping, so both run the same steps).
-The aim: variation 3 costs at most 2x variation 2 per fold at the default schedule. Results:
+costs, with the DEFAULT model sizes and one torch thread, at both ``FeedbackConfig.teacher_scope``
+values (``--scopes``; "fusion": the feedback updates the teacher's fusion and head, the branches'
+outputs are cached once per fold; "all": the whole teacher, run in full on every batch): the
+median time of one feedback step (look-ahead with ``create_graph``, meta-gradient, teacher
+update), of one variation-3 teaching step (the teacher's outputs for the batch + the student's
+step) and of one variation-2 step (cached teacher targets + the student's step), at batch 64;
+and one whole fold of ``kdlib.distill.distill`` with ``PRESETS["v2"]`` and ``PRESETS["v3"]``
+(480 training and 120 validation windows, a fixed number of epochs, no early stopping, so both
+run the same steps). The aim: variation 3 costs at most 2x variation 2 per fold at the default
+schedule (``every_k = 8``, ``teacher_scope = "fusion"``). Results:
 ``benchmarks/results/bench_feedback.{csv,md}``.
 
 ``--tune-lr`` trains the teacher on one fold of a synthetic subject (``kdlib.data.synthetic``)
@@ -216,9 +219,12 @@ def _median_s(fn, repeats: int) -> float:
     return statistics.median(_timed(fn) for _ in range(repeats))
 
 
-def bench_feedback(epochs: int, repeats: int, every_k: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Cost of a feedback step vs a teaching step, and of a variation-3 fold vs variation 2."""
-    from kdlib.distill import PRESETS, build_student, distill, feedback_step, teacher_outputs, teaching_step
+def bench_feedback(epochs: int, repeats: int, every_k: list[int],
+                   scopes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cost of a feedback step vs a teaching step, and of a variation-3 fold vs variation 2,
+    for each ``teacher_scope``."""
+    from kdlib.distill import (PRESETS, branch_outputs, build_student, distill, feedback_parameters, feedback_step,
+                               teacher_outputs, teaching_step)
     from kdlib.distill.distill import teacher_targets
     from kdlib.train import Batch, make_optimizer, to_tensors
 
@@ -229,35 +235,46 @@ def bench_feedback(epochs: int, repeats: int, every_k: list[int]) -> tuple[pd.Da
     teacher = build_model("teacher", MODEL_DEFAULT).eval()
     model = build_student(MODEL_DEFAULT, PRESETS["v3"]).train()
     opt_s, _ = make_optimizer(model, cfg, 8)
-    opt_t = torch.optim.Adam(teacher.parameters(), lr=1e-4)
     data = to_tensors(train, "valence", ("eeg", "eog"))
     b = [Batch(data["eeg"][i], data["eog"][i], data["y"][i], i) for i in (torch.arange(64), torch.arange(64, 128))]
     cached = teacher_targets(teacher, train).take(b[0].index)
     v3 = PRESETS["v3"]
-    step_v2 = lambda: teaching_step(model, opt_s, b[0].eog, b[0].y, cached, v3)  # noqa: E731
-    step_v3 = lambda: teaching_step(model, opt_s, b[0].eog, b[0].y,  # noqa: E731
-                                    teacher_outputs(teacher, b[0].eeg, b[0].eog), v3)
-    step_fb = lambda: feedback_step(teacher, model.student, model.adapter, opt_t, b[0], b[1], v3,  # noqa: E731
-                                    v3.feedback_config)
-    steps = pd.DataFrame([dict(step=name, batch=64, median_ms=round(_median_s(fn, repeats) * 1e3, 1), load=load())
-                          for name, fn in (("v2 teaching step (cached teacher targets)", step_v2),
-                                           ("v3 teaching step (teacher forward + student step)", step_v3),
-                                           ("v3 feedback step (look-ahead + meta-gradient + teacher step)", step_fb))])
+    timed = [("v2", "", "v2 teaching step (cached teacher targets)",
+              lambda: teaching_step(model, opt_s, b[0].eog, b[0].y, cached, v3))]
+    for scope in scopes:  # "fusion": branch outputs cached once per fold, only fusion + head run per batch
+        branches = branch_outputs(teacher, data["eeg"], data["eog"]).take(b[0].index) if scope == "fusion" else None
+        opt_t = torch.optim.Adam(feedback_parameters(teacher, scope), lr=1e-4)
+        fb = replace(v3.feedback_config, teacher_scope=scope)
+        timed += [
+            ("v3", scope, "v3 teaching step (teacher outputs + student step)",
+             lambda br=branches: teaching_step(model, opt_s, b[0].eog, b[0].y,
+                                               teacher_outputs(teacher, b[0].eeg, b[0].eog, br), v3)),
+            ("v3", scope, "v3 feedback step (look-ahead + meta-gradient + teacher step)",
+             lambda br=branches, opt=opt_t, fb=fb: feedback_step(teacher, model.student, model.adapter, opt, b[0],
+                                                                 b[1], v3, fb, branches=br))]
+    steps = pd.DataFrame([dict(method=method, scope=scope, step=name, batch=64,
+                               median_ms=round(_median_s(fn, repeats) * 1e3, 1), load=load())
+                          for method, scope, name, fn in timed])
     steps["relative_to_v2_step"] = (steps["median_ms"] / steps["median_ms"].iloc[0]).round(2)
     print(steps.to_string(), flush=True)
 
+    def step_ratio(scope: str, kind: str) -> float:  # kind: "teaching" or "feedback"
+        row = (steps["scope"] == scope) & steps["step"].str.contains(kind)
+        return float(steps.loc[row, "relative_to_v2_step"].iloc[0])
+
     rows = []
-    for method, k in [("v2", None)] + [("v3", k) for k in every_k]:
+    for method, scope, k in [("v2", "", None)] + [("v3", s, k) for s in scopes for k in every_k]:
         config = PRESETS[method]
         if k is not None:
-            config = replace(config, feedback_config=replace(config.feedback_config, every_k=k))
+            config = replace(config, feedback_config=replace(config.feedback_config, every_k=k, teacher_scope=scope))
         load_before = load()
         res = distill(teacher, train, val, "valence", config, cfg)
         n_fb = int((res.steps["phase"] == "feedback").sum()) if res.steps is not None else 0
-        rows.append(dict(method=method, every_k=k if k is not None else "", epochs=epochs,
+        from_steps = 1.0 if k is None else (k * step_ratio(scope, "teaching") + step_ratio(scope, "feedback")) / k
+        rows.append(dict(method=method, teacher_scope=scope, every_k=k if k is not None else "", epochs=epochs,
                          steps=epochs * 8, feedback_steps=n_fb, fold_s=round(res.seconds, 1),
                          epoch_s=round(float(res.history["seconds"].median()), 2),
-                         load_before=load_before, load_after=load()))
+                         load_before=load_before, load_after=load(), relative_from_steps=round(from_steps, 2)))
         print(rows[-1], flush=True)
     folds = pd.DataFrame(rows)
     folds["relative_to_v2"] = (folds["fold_s"] / folds["fold_s"].iloc[0]).round(2)
@@ -298,22 +315,30 @@ def main(argv=None) -> int:
     p.add_argument("--feedback", action="store_true", help="cost of variation 3 vs variation 2 instead")
     p.add_argument("--feedback-epochs", type=int, default=5, help="epochs of each fold in --feedback")
     p.add_argument("--every-k", default="4,8", help="feedback schedules (every k teaching steps) to time")
+    p.add_argument("--scopes", default="fusion,all", help="FeedbackConfig.teacher_scope values to time")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/bench_train.py", *sys.argv[1:]])
     args.out.mkdir(parents=True, exist_ok=True)
 
     if args.feedback:
-        steps, folds = bench_feedback(args.feedback_epochs, 10, [int(k) for k in args.every_k.split(",")])
+        steps, folds = bench_feedback(args.feedback_epochs, 10, [int(k) for k in args.every_k.split(",")],
+                                      args.scopes.split(","))
         folds.to_csv(args.out / "bench_feedback.csv", index=False)
         (args.out / "bench_feedback.md").write_text("\n".join([
             "# Cost of dynamic feedback (variation 3) relative to variation 2, DEFAULT model sizes, 1 thread",
             "", machine_md(command), "",
+            "`scope`: `FeedbackConfig.teacher_scope` of variation 3. `fusion` (default): the feedback "
+            "updates the teacher's fusion and head only; the EEG and EOG branches stay frozen, their outputs "
+            "are computed once per fold and cached, and each batch runs only the fusion and the head. `all`: "
+            "the whole teacher is updated and run in full on every batch.", "",
             "Median of 10 calls at batch 64 (`relative_to_v2_step`: over the variation-2 teaching step):", "",
             md_table(steps), "",
             "One fold of `kdlib.distill.distill` (480 training + 120 validation windows of random data, "
             "8 steps per epoch, fixed epochs, no early stopping; `fold_s` includes the teacher's "
-            "forward passes; `load_*`: load average around the run, the machine may be shared):", "",
+            "forward passes and, for scope `fusion`, caching the branch outputs; `load_*`: load average "
+            "around the run, the machine may be shared; `relative_from_steps`: `(k * teaching + feedback) / k` "
+            "from the step table, in variation-2 steps, less sensitive to the load):", "",
             md_table(folds), ""]))
         return 0
 

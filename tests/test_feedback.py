@@ -15,11 +15,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train import MODEL, QUICK, planted, states_equal  # noqa: E402  (the same tiny planted fold)
 
-from kdlib.distill import (PRESETS, V2, V3, DistillConfig, FeedbackConfig, build_student, distill,  # noqa: E402
-                           feedback_batch, feedback_step, lookahead_params, meta_objective, metric_guidance,
-                           student_loss)
+from kdlib.distill import (PRESETS, V2, V3, DistillConfig, FeedbackConfig, branch_outputs,  # noqa: E402
+                           build_student, distill, feedback_batch, feedback_parameters, feedback_step,
+                           lookahead_params, meta_objective, metric_guidance, student_loss, teacher_outputs)
 from kdlib.distill import feedback as fbmod  # noqa: E402
-from kdlib.models import FusionTeacher, ModelConfig  # noqa: E402
+from kdlib.models import FusionTeacher, LateFusionTeacher, ModelConfig  # noqa: E402
 from kdlib.repro import seed_everything  # noqa: E402
 from kdlib.train import Batch, fit  # noqa: E402
 
@@ -231,3 +231,113 @@ def test_same_seed_gives_identical_logs(fold):
     assert states_equal(a.student, b.student) and states_equal(a.teacher, b.teacher)
     c = distill(teacher, tr, va, "valence", V3, replace(TRAIN, seed=1))
     assert not a.steps.drop(columns=drop).equals(c.steps.drop(columns=drop))
+
+
+# --- teacher_scope="fusion": frozen branches, cached once; fusion and head learn ---------------------
+
+FUSION_ONLY = ("fusion.", "head.")  # parameter-name prefixes of what the feedback updates under "fusion"
+
+
+@pytest.mark.parametrize("kind", ["fusion", "late"])
+def test_cached_branches_then_fuse_equal_a_full_teacher_forward(kind):
+    seed_everything(0)
+    teacher = (FusionTeacher if kind == "fusion" else LateFusionTeacher)(MODEL).eval()
+    g = torch.Generator().manual_seed(0)
+    eeg = torch.randn(10, MODEL.n_eeg, MODEL.n_samples, generator=g)  # (N, n_eeg, T)
+    eog = torch.randn(10, MODEL.n_eog, MODEL.n_samples, generator=g)  # (N, n_eog, T)
+    cache = branch_outputs(teacher, eeg, eog, batch_size=4)  # cached in other batches than they are read
+    assert len(cache.eeg_depths) == len(cache.eog_depths) == MODEL.n_layers
+    idx = torch.tensor([7, 0, 3, 9, 4])
+    cached = teacher_outputs(teacher, None, None, cache.take(idx))
+    with torch.no_grad():
+        full = teacher(eeg=eeg[idx], eog=eog[idx])
+    for name in ("logits", "fused", "pooled"):
+        assert torch.allclose(getattr(cached, name), getattr(full, name), rtol=0, atol=1e-6), name
+
+
+def test_feedback_parameters_are_fusion_and_head_or_all():
+    teacher = FusionTeacher(TINY)
+    names = {id(p): n for n, p in teacher.named_parameters()}
+    fusion = [names[id(p)] for p in feedback_parameters(teacher, "fusion")]
+    assert fusion and all(n.startswith(FUSION_ONLY) for n in fusion)
+    assert sorted(fusion) == sorted(n for n in names.values() if n.startswith(FUSION_ONLY))
+    assert len(feedback_parameters(teacher, "all")) == len(names)
+    assert V3.feedback_config.teacher_scope == "fusion"
+    with pytest.raises(ValueError):
+        FeedbackConfig(teacher_scope="branches")
+
+
+@pytest.mark.parametrize("name", ["head.fc.weight", "fusion.gating.scores.0.fc1.weight",
+                                  "fusion.gating.scores.0.bn2.weight"])
+def test_meta_gradient_with_cached_branches_matches_finite_differences(name):
+    teacher, model, b, f = tiny_problem()
+    fb = FeedbackConfig(lam=1.0, lookahead_lr=0.5, teacher_scope="fusion")
+    with torch.no_grad():
+        branches = teacher.branches(b.eeg, b.eog)  # constants: perturbing fusion/head leaves them as they are
+    p = dict(teacher.named_parameters())[name]
+    branch_p = teacher.eeg.tokenizer.temporal.weight
+
+    def objective():
+        t = meta_objective(teacher, model.student, model.adapter, b, f, V3, fb, branches=branches)
+        return t.lookahead_ce, t.teacher_ce + fb.lam * t.lookahead_ce
+
+    meta, total = objective()
+    assert torch.autograd.grad(total, branch_p, retain_graph=True, allow_unused=True)[0] is None
+    g_meta = torch.autograd.grad(meta, p, retain_graph=True)[0]  # through the look-ahead only
+    g_total = torch.autograd.grad(total, p)[0]
+    eps = 1e-6
+    for flat in (0, p.numel() // 2, p.numel() - 1):
+        idx = np.unravel_index(flat, p.shape)
+        old = p.detach()[idx].item()
+        vals = []
+        for sign in (1, -1):
+            p.data[idx] = old + sign * eps
+            vals.append([v.detach().item() for v in objective()])
+        p.data[idx] = old
+        fd_meta, fd_total = ((vals[0][i] - vals[1][i]) / (2 * eps) for i in (0, 1))
+        assert abs(fd_meta) > 1e-8, "the look-ahead term must depend on this teacher parameter"
+        assert g_meta[idx].item() == pytest.approx(fd_meta, rel=1e-5, abs=1e-10)
+        assert g_total[idx].item() == pytest.approx(fd_total, rel=1e-5, abs=1e-10)
+
+
+def test_feedback_step_with_cached_branches_changes_fusion_and_head_only():
+    teacher, model, b, f = tiny_problem()
+    t0, s0 = state(teacher), state(model)
+    opt = torch.optim.Adam(teacher.parameters(), lr=1e-2)  # even an optimiser over all of it
+    branches = branch_outputs(teacher, b.eeg, b.eog)
+    row = feedback_step(teacher, model.student, model.adapter, opt, b, f, V3, V3.feedback_config, branches=branches)
+    t1 = state(teacher)
+    assert same(s0, state(model)) and row["teacher_update"] > 0
+    assert all(torch.equal(t0[k], t1[k]) for k in t0 if not k.startswith(FUSION_ONLY)), "branches must not move"
+    for prefix in FUSION_ONLY:
+        assert any(not torch.equal(t0[k], t1[k]) for k in t0 if k.startswith(prefix)), prefix
+
+
+@pytest.mark.parametrize("scope", ["fusion", "all"])
+def test_v3_scope_decides_which_parts_of_the_teacher_learn(fold, scope):
+    tr, va, teacher = fold
+    config = replace(V3, feedback_config=replace(V3.feedback_config, teacher_scope=scope))
+    res = distill(teacher, tr, va, "valence", config, TRAIN)
+    assert (res.steps["phase"] == "feedback").any()
+    before, after = state(teacher), state(res.teacher)
+    branches_same = all(torch.equal(before[k], after[k]) for k in before if k.startswith(("eeg.", "eog.")))
+    assert branches_same == (scope == "fusion")
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("fusion."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("head."))
+
+
+def test_scope_fusion_needs_a_teacher_with_branches(fold):
+    tr, va, _ = fold
+
+    class Plain(torch.nn.Module):  # a teacher without .branches / .fuse
+        config = MODEL
+
+        def __init__(self):
+            super().__init__()
+            self.inner = FusionTeacher(MODEL)
+
+        def forward(self, eeg, eog):
+            return self.inner(eeg=eeg, eog=eog)
+
+    with pytest.raises(ValueError, match="teacher_scope"):
+        distill(Plain(), tr, va, "valence", V3, TRAIN)

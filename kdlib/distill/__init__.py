@@ -20,8 +20,9 @@ Introduced in ``notebooks/03_student_alignment.ipynb``.
 from .cka import linear_cka
 from .distill import (PRESETS, SCRATCH, V1, V2, V3, DistillConfig, DistillResult, StudentWithAdapter, TeacherTargets,
                       build_student, distill, frozen, teacher_targets)
-from .feedback import (FeedbackConfig, FeedbackTerms, distill_feedback, feedback_batch, feedback_step,
-                       lookahead_params, meta_objective, metric_guidance, teacher_outputs)
+from .feedback import (TEACHER_SCOPES, FeedbackConfig, FeedbackTerms, branch_outputs, distill_feedback,
+                       feedback_batch, feedback_parameters, feedback_step, lookahead_params, meta_objective,
+                       metric_guidance, teacher_outputs)
 from .losses import (FEATURE_LOSSES, cross_entropy, feature_cosine, feature_loss, feature_mse, hinton_kd,
                      student_loss, teaching_step)
 
@@ -31,5 +32,6 @@ __all__ = [
     "cross_entropy", "hinton_kd", "feature_mse", "feature_cosine", "FEATURE_LOSSES", "feature_loss",
     "student_loss", "teaching_step", "linear_cka",
     "FeedbackConfig", "FeedbackTerms", "teacher_outputs", "lookahead_params", "meta_objective", "feedback_step",
-    "feedback_batch", "metric_guidance", "distill_feedback",
+    "feedback_batch", "metric_guidance", "distill_feedback", "TEACHER_SCOPES", "branch_outputs",
+    "feedback_parameters",
 ]

@@ -10,13 +10,14 @@ variation 2 with ``feedback="meta"``. :func:`distill` hands such configurations 
         [every k-th step] FEEDBACK PHASE -- the student is fixed, the teacher learns
             theta'   = theta - eta * grad_theta L_student(theta; teacher(x))      # look-ahead, create_graph
             L_meta   = CE(teacher(x), y) + lambda * CE(student_theta'(x_f), y_f)  # x_f: another training batch
-            teacher <- Adam step on grad_phi L_meta (clipped)                     # reaches phi through theta'
+            phi     <- Adam step on grad_phi L_meta (clipped)                     # reaches phi through theta'
         TEACHING PHASE -- the teacher is fixed, the student learns
             student <- AdamW step on L_student = CE + alpha * KD_T + beta * feature KD
 
-``theta`` are the student's parameters, ``phi`` the teacher's, ``eta`` the look-ahead learning
-rate (``FeedbackConfig.lookahead_lr``). The temporary student ``theta'`` is never stored: it
-exists as a dict of tensors evaluated with :func:`torch.func.functional_call`. The gradient of
+``theta`` are the student's parameters, ``phi`` the teacher's parameters that the feedback
+updates (``FeedbackConfig.teacher_scope``: by default its fusion and head, see below), ``eta``
+the look-ahead learning rate (``FeedbackConfig.lookahead_lr``). The temporary student ``theta'``
+is never stored: it exists as a dict of tensors evaluated with :func:`torch.func.functional_call`. The gradient of
 the second term reaches the teacher only through the look-ahead step (``theta'`` depends on the
 teacher's outputs, which depend on ``phi``): a meta-gradient, as in MetaDistil (Zhou, Xu &
 McAuley, ACL 2022) and "learning to teach with student feedback". The teacher's own
@@ -43,8 +44,19 @@ Decisions (documented here, tested in ``tests/test_feedback.py``)
   temporary student's cross-entropy (the feature term's gradient still flows through it).
 * **Feedback batches come from the training windows only** (``train``; there is no other data
   argument), drawn by their own seeded generator, never overlapping the current batch.
+* **The feedback adjusts the teacher's fusion and head; its two branches stay frozen**
+  (``teacher_scope="fusion"``, the default). The paper says the feedback phase "adjusts the
+  teacher according to the student's performance" without saying which parts; adjusting how
+  the teacher combines the EEG and EOG features and maps them to its targets is a legitimate
+  reading, and the part of the teacher closest to the targets the student is taught from. It
+  is also what keeps variation 3 within 2x the cost of variation 2: the branches (the EEG
+  branch is most of the teacher's compute) run once per fold over the training and validation
+  windows, their outputs (:class:`~kdlib.models.BranchOutputs`, every depth the fusion reads)
+  are cached, and each batch runs only the fusion and the head on them. ``"all"`` updates the
+  whole teacher and runs it in full on every batch (about 2.4-2.9x variation 2 per fold).
 * **Teacher outputs are recomputed on every batch** for ``"meta"`` (it changes, so the cached
-  targets of the frozen path would be stale); ``"metric"`` keeps the teacher frozen and cached.
+  targets of the frozen path would be stale): from the cached branch outputs (``"fusion"``) or
+  from the raw windows (``"all"``); ``"metric"`` keeps the teacher frozen and its targets cached.
 * **Early stopping** selects the student's epoch by its validation loss, as in variation 2.
 * **Teacher optimiser**: Adam (no weight decay), ``FeedbackConfig.teacher_lr``, constant rate,
   global gradient norm clipped to ``teacher_grad_clip``.
@@ -56,7 +68,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -65,6 +77,7 @@ import torch.nn as nn
 from torch.func import functional_call
 
 from kdlib.data.windows import WindowSet
+from kdlib.models import BranchOutputs
 from kdlib.repro import choose_device, dataloader_generator, seed_everything
 from kdlib.train import Batch, TrainConfig, call_model, fit, iterate_batches, to_tensors
 
@@ -74,10 +87,12 @@ from .losses import cross_entropy, student_loss
 if TYPE_CHECKING:  # pragma: no cover
     from .distill import DistillConfig, DistillResult
 
-__all__ = ["FeedbackConfig", "FEEDBACK_MODES", "FeedbackTerms", "teacher_outputs", "lookahead_params",
-           "meta_objective", "feedback_step", "feedback_batch", "metric_guidance", "distill_feedback"]
+__all__ = ["FeedbackConfig", "FEEDBACK_MODES", "TEACHER_SCOPES", "FeedbackTerms", "teacher_outputs",
+           "branch_outputs", "feedback_parameters", "lookahead_params", "meta_objective", "feedback_step",
+           "feedback_batch", "metric_guidance", "distill_feedback"]
 
 FEEDBACK_MODES = ("none", "meta", "metric")
+TEACHER_SCOPES = ("fusion", "all")
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,21 @@ class FeedbackConfig:
     """The knobs of the feedback phase (``DistillConfig.feedback_config``).
 
     Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``.
+
+    Notes
+    -----
+    ``teacher_scope`` says which of the teacher's parameters the feedback phase (``"meta"``)
+    updates. ``"fusion"`` (default): the fusion module and the classification head, i.e. what
+    comes after the two modality branches; the EEG and EOG branches stay frozen, so
+    :func:`distill_feedback` runs them once per fold and caches their outputs (every depth,
+    ``2 * n_layers`` tensors ``(N, L, d)``: about 94 kB per window at the DEFAULT sizes, 45 MB
+    for 480 windows). The paper's feedback phase "adjusts the teacher according to the
+    student's performance"; adjusting how it fuses the modalities and maps them to targets is a
+    legitimate reading, and it keeps variation 3 within 2x variation 2 per fold. ``"all"``: the
+    whole teacher learns and runs in full on every batch (2.4-2.9x variation 2 per fold, see
+    ``benchmarks/results/bench_feedback.md``). ``"fusion"`` needs a teacher with ``.eeg`` and
+    ``.eog`` branches and ``.branches``/``.fuse`` methods (:class:`~kdlib.models.FusionTeacher`,
+    :class:`~kdlib.models.LateFusionTeacher`, whose "fusion" is its head only).
     """
 
     every_k: int = 8  # one feedback step after every k teaching steps ("meta"; 8 ~ once per DEAP-subject epoch)
@@ -92,6 +122,7 @@ class FeedbackConfig:
     lookahead_lr: float = 0.1  # eta: SGD step of the temporary student (look-ahead)
     teacher_lr: float = 1e-4  # Adam learning rate of the teacher (10x below the student's)
     teacher_grad_clip: float | None = 1.0  # clip the teacher's gradient norm (None: no clipping)
+    teacher_scope: Literal["fusion", "all"] = "fusion"  # what the feedback updates: fusion + head, or all
     alpha_gain: float = 2.0  # "metric": alpha *= clip(1 + alpha_gain * gap)
     temperature_gain: float = 2.0  # "metric": T *= clip(1 + temperature_gain * gap)
     scale_range: tuple[float, float] = (0.25, 2.0)  # "metric": clip range of both factors
@@ -100,6 +131,8 @@ class FeedbackConfig:
     def __post_init__(self):
         if self.every_k < 1:
             raise ValueError(f"every_k must be >= 1, got {self.every_k}")
+        if self.teacher_scope not in TEACHER_SCOPES:
+            raise ValueError(f"teacher_scope must be one of {TEACHER_SCOPES}, got {self.teacher_scope!r}")
         if self.lam < 0 or self.lookahead_lr <= 0 or self.teacher_lr <= 0:
             raise ValueError("lam must be >= 0, lookahead_lr and teacher_lr > 0")
         if not 0 <= self.momentum < 1:
@@ -128,9 +161,25 @@ class FeedbackTerms(NamedTuple):
 
 # --- the two phases, one step each -----------------------------------------------------------------
 
+def _forward(teacher: nn.Module, eeg: torch.Tensor | None, eog: torch.Tensor | None,
+             branches: BranchOutputs | None):
+    """The teacher on a batch: in full, or only after its branches when their outputs are given."""
+    return call_model(teacher, eeg, eog) if branches is None else teacher.fuse(branches)
+
+
 @torch.no_grad()
-def teacher_outputs(teacher: nn.Module, eeg: torch.Tensor | None, eog: torch.Tensor | None):
+def teacher_outputs(teacher: nn.Module, eeg: torch.Tensor | None, eog: torch.Tensor | None,
+                    branches: BranchOutputs | None = None):
     """The teacher's outputs for one batch in eval mode, without gradient (teaching phase).
+
+    Parameters
+    ----------
+    teacher : nn.Module
+    eeg : Tensor (B, n_eeg, T) or None
+    eog : Tensor (B, n_eog, T) or None
+    branches : BranchOutputs, optional
+        The teacher's branch outputs for this batch (``teacher_scope="fusion"``): then only
+        ``teacher.fuse`` runs and ``eeg``, ``eog`` are not read.
 
     Returns
     -------
@@ -138,7 +187,56 @@ def teacher_outputs(teacher: nn.Module, eeg: torch.Tensor | None, eog: torch.Ten
         ``.logits (B, C)``, ``.fused (B, L, 2d)``, detached.
     """
     teacher.eval()
-    return call_model(teacher, eeg, eog)
+    return _forward(teacher, eeg, eog, branches)
+
+
+@torch.no_grad()
+def branch_outputs(teacher: nn.Module, eeg: torch.Tensor, eog: torch.Tensor, batch_size: int = 256) -> BranchOutputs:
+    """The teacher's branch outputs for every window, once (eval mode, no gradient).
+
+    Parameters
+    ----------
+    teacher : FusionTeacher or LateFusionTeacher
+        Anything with ``.branches(eeg, eog) -> BranchOutputs``.
+    eeg : Tensor (N, n_eeg, T)
+    eog : Tensor (N, n_eog, T)
+    batch_size : int
+
+    Returns
+    -------
+    BranchOutputs
+        Every depth ``(N, L, d)`` of both branches, on the device of ``eeg``; look up a batch
+        with ``.take(index)``.
+    """
+    teacher.eval()
+    parts = [teacher.branches(eeg[idx], eog[idx]) for idx in iterate_batches(len(eeg), batch_size)]
+
+    def cat(per_batch):  # batches x n_layers x (b, L, d) -> n_layers x (N, L, d)
+        return tuple(torch.cat(depth) for depth in zip(*per_batch))
+    return BranchOutputs(cat([b.eeg_depths for b in parts]), cat([b.eog_depths for b in parts]))
+
+
+def feedback_parameters(teacher: nn.Module, scope: str) -> list[nn.Parameter]:
+    """The teacher's trainable parameters that the feedback phase updates.
+
+    Parameters
+    ----------
+    teacher : nn.Module
+        For ``"fusion"``: with ``.eeg`` and ``.eog`` branch modules (FusionTeacher, LateFusionTeacher).
+    scope : {'fusion', 'all'}
+        ``FeedbackConfig.teacher_scope``: all but the two branches' parameters, or all.
+
+    Returns
+    -------
+    list of nn.Parameter
+    """
+    if scope not in TEACHER_SCOPES:
+        raise ValueError(f"scope must be one of {TEACHER_SCOPES}, got {scope!r}")
+    params = [p for p in teacher.parameters() if p.requires_grad]
+    if scope == "all":
+        return params
+    frozen_ids = {id(p) for branch in (teacher.eeg, teacher.eog) for p in branch.parameters()}
+    return [p for p in params if id(p) not in frozen_ids]
 
 
 def _buffers(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -184,7 +282,7 @@ def lookahead_params(student: nn.Module, adapter: nn.Module | None, teacher_out,
 
 def meta_objective(teacher: nn.Module, student: nn.Module, adapter: nn.Module | None, batch: Batch,
                    fb_batch: Batch, config: DistillConfig, fb: FeedbackConfig,
-                   weight: torch.Tensor | None = None) -> FeedbackTerms:
+                   weight: torch.Tensor | None = None, branches: BranchOutputs | None = None) -> FeedbackTerms:
     """The two terms of the teacher's feedback loss, ``CE_t + lambda * CE(student_theta')``.
 
     Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``.
@@ -202,13 +300,16 @@ def meta_objective(teacher: nn.Module, student: nn.Module, adapter: nn.Module | 
     config : DistillConfig
     fb : FeedbackConfig
     weight : Tensor (C,), optional
+    branches : BranchOutputs, optional
+        The teacher's branch outputs for ``batch`` (constants): then only ``teacher.fuse`` runs,
+        and only the fusion and head are on the gradient's path.
 
     Returns
     -------
     FeedbackTerms
         Differentiable with respect to the teacher's parameters.
     """
-    t_out = call_model(teacher, batch.eeg, batch.eog)  # logits (B, C), fused (B, L, 2d), with gradient
+    t_out = _forward(teacher, batch.eeg, batch.eog, branches)  # logits (B, C), fused (B, L, 2d), with gradient
     teacher_ce = cross_entropy(t_out.logits, batch.y, weight)
     params = lookahead_params(student, adapter, t_out, batch.eog, batch.y, config, fb.lookahead_lr, weight)
     s_out = functional_call(student, {**params, **_buffers(student)}, (), {"eeg": None, "eog": fb_batch.eog})
@@ -221,7 +322,8 @@ def _norm(tensors) -> float:
 
 def feedback_step(teacher: nn.Module, student: nn.Module, adapter: nn.Module | None,
                   optimizer: torch.optim.Optimizer, batch: Batch, fb_batch: Batch, config: DistillConfig,
-                  fb: FeedbackConfig, weight: torch.Tensor | None = None) -> dict:
+                  fb: FeedbackConfig, weight: torch.Tensor | None = None,
+                  branches: BranchOutputs | None = None) -> dict:
     """One feedback phase step: update the teacher from the temporary student's cross-entropy.
 
     Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``.
@@ -233,12 +335,16 @@ def feedback_step(teacher: nn.Module, student: nn.Module, adapter: nn.Module | N
     student, adapter : nn.Module
         Read, never changed (parameters, buffers and ``.grad`` untouched).
     optimizer : torch.optim.Optimizer
-        Over the teacher's parameters.
+        Over the teacher's parameters that learn (:func:`feedback_parameters`): the gradient is
+        taken, clipped and applied for these only.
     batch, fb_batch : Batch
         Teaching batch and feedback batch (both from the training windows).
     config : DistillConfig
     fb : FeedbackConfig
     weight : Tensor (C,), optional
+    branches : BranchOutputs, optional
+        The teacher's branch outputs for ``batch`` (``teacher_scope="fusion"``): the branches
+        are then constants, get no gradient and do not change; only the fusion and head do.
 
     Returns
     -------
@@ -248,8 +354,8 @@ def feedback_step(teacher: nn.Module, student: nn.Module, adapter: nn.Module | N
         ``teacher_update`` (L2 norm of the change of the teacher's parameters).
     """
     teacher.eval()
-    tparams = [p for p in teacher.parameters() if p.requires_grad]
-    terms = meta_objective(teacher, student, adapter, batch, fb_batch, config, fb, weight)
+    tparams = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+    terms = meta_objective(teacher, student, adapter, batch, fb_batch, config, fb, weight, branches)
     g_ce = torch.autograd.grad(terms.teacher_ce, tparams, retain_graph=True, allow_unused=True)
     g_fb = torch.autograd.grad(fb.lam * terms.lookahead_ce, tparams, allow_unused=True)
     for p, a, b in zip(tparams, g_ce, g_fb):
@@ -324,12 +430,14 @@ def metric_guidance(alpha: float, temperature: float, teacher_acc: float, studen
 # --- one fold ------------------------------------------------------------------------------------
 
 @torch.no_grad()
-def _accuracy_and_fused(model: nn.Module, data: dict, batch_size: int) -> tuple[float, torch.Tensor]:
-    """Eval-mode accuracy and fused tokens ``(N, L, F)`` of a model on tensors from to_tensors."""
+def _accuracy_and_fused(model: nn.Module, data: dict, batch_size: int,
+                        branches: BranchOutputs | None = None) -> tuple[float, torch.Tensor]:
+    """Eval-mode accuracy and fused tokens ``(N, L, F)`` of a model on tensors from to_tensors
+    (of a teacher from its cached ``branches`` for the same windows, when given)."""
     model.eval()
     logits, fused = [], []
     for idx in iterate_batches(len(data["y"]), batch_size):
-        out = call_model(model, data["eeg"][idx], data["eog"][idx])
+        out = _forward(model, data["eeg"][idx], data["eog"][idx], None if branches is None else branches.take(idx))
         logits.append(out.logits.float())  # (b, C)
         fused.append(out.fused.float())  # (b, L, F)
     acc = float((torch.cat(logits).argmax(-1) == data["y"]).float().mean())
@@ -351,22 +459,33 @@ class _Loop:
         self.loss_config = config
         self.step, self.epoch, self.rows, self.sums, self.n = 0, 1, [], {}, 0
         self.run_t = self.run_s = None
-        self.targets = None
+        self.targets = self.tr_branches = self.va_branches = None
         if config.feedback == "meta":
-            self.opt = torch.optim.Adam([p for p in teacher.parameters() if p.requires_grad], lr=self.fb.teacher_lr)
+            if self.fb.teacher_scope == "fusion":  # the branches stay frozen: run them once
+                self.tr_branches = branch_outputs(teacher, self.tr["eeg"], self.tr["eog"], self.eval_bs)
+                self.va_branches = branch_outputs(teacher, self.va["eeg"], self.va["eog"], self.eval_bs)
+            self.opt = torch.optim.Adam(feedback_parameters(teacher, self.fb.teacher_scope), lr=self.fb.teacher_lr)
         else:  # "metric": the teacher stays frozen, so its outputs can be cached
             from .distill import teacher_targets
             self.targets = teacher_targets(teacher, train, self.eval_bs, device)
-        self.teacher_val_acc, self.teacher_val_fused = _accuracy_and_fused(teacher, self.va, self.eval_bs)
+        self.teacher_val_acc, self.teacher_val_fused = self.teacher_on_val()
 
     def batch_of(self, index: torch.Tensor) -> Batch:
         i = index.to(self.tr["y"].device)
         return Batch(self.tr["eeg"][i], self.tr["eog"][i], self.tr["y"][i], index)  # (B, ...) each
 
+    def branches_of(self, index: torch.Tensor) -> BranchOutputs | None:
+        """The cached branch outputs of training windows ``index`` (None: scope "all")."""
+        return None if self.tr_branches is None else self.tr_branches.take(index)
+
+    def teacher_on_val(self) -> tuple[float, torch.Tensor]:
+        """The teacher's validation accuracy and fused tokens (from the cached branches under "fusion")."""
+        return _accuracy_and_fused(self.teacher, self.va, self.eval_bs, self.va_branches)
+
     def feedback(self, batch: Batch) -> dict:
         fb_batch = self.batch_of(feedback_batch(len(self.tr["y"]), batch.index, self.batch_size, self.gen))
         return feedback_step(self.teacher, self.model.student, self.model.adapter, self.opt, batch, fb_batch,
-                             self.config, self.fb, self.weight)
+                             self.config, self.fb, self.weight, branches=self.branches_of(batch.index))
 
     def loss_fn(self, m, batch: Batch):
         """``fit``'s loss: the feedback phase when due, then the teaching phase's student loss."""
@@ -377,8 +496,10 @@ class _Loop:
         t_fb = time.perf_counter() - t0
         if self.targets is not None:
             t_out = self.targets.take(batch.index)
-        else:
-            t_out = teacher_outputs(self.teacher, self.tr["eeg"][batch.index.to(self.tr["y"].device)], batch.eog)
+        else:  # the teacher changes: recompute, from the cached branches ("fusion") or the windows ("all")
+            branches = self.branches_of(batch.index)
+            eeg = None if branches is not None else self.tr["eeg"][batch.index.to(self.tr["y"].device)]
+            t_out = teacher_outputs(self.teacher, eeg, batch.eog, branches)
         out = m(eog=batch.eog)
         loss, parts = student_loss(out, t_out, batch.y, m.adapter, self.loss_config, self.weight)
         self.log(row, is_fb, t_fb, loss, parts, out.logits, t_out.logits, batch.y)
@@ -404,7 +525,7 @@ class _Loop:
         hist = {k: v / max(self.n, 1) for k, v in self.sums.items()}
         self.sums, self.n = {}, 0
         if self.config.feedback == "meta":
-            self.teacher_val_acc, self.teacher_val_fused = _accuracy_and_fused(self.teacher, self.va, self.eval_bs)
+            self.teacher_val_acc, self.teacher_val_fused = self.teacher_on_val()
         s_acc, s_fused = _accuracy_and_fused(model, self.va, self.eval_bs)
         ema = lambda run, x: x if run is None else self.fb.momentum * run + (1 - self.fb.momentum) * x  # noqa: E731
         self.run_t, self.run_s = ema(self.run_t, self.teacher_val_acc), ema(self.run_s, s_acc)
@@ -429,7 +550,8 @@ def distill_feedback(teacher: nn.Module, train: WindowSet, val: WindowSet | None
     Parameters
     ----------
     teacher : FusionTeacher
-        This fold's trained teacher. Not modified: a deep copy is trained ("meta").
+        This fold's trained teacher. Not modified: a deep copy is trained ("meta"), its fusion
+        and head only or all of it (``config.feedback_config.teacher_scope``).
     train, val : WindowSet
         The fold's training windows (teaching *and* feedback batches) and validation windows
         (early stopping, the "metric" variant's accuracies, CKA). No other data enters.
@@ -456,6 +578,11 @@ def distill_feedback(teacher: nn.Module, train: WindowSet, val: WindowSet | None
         raise ValueError(f"distill_feedback needs feedback 'meta' or 'metric', got {config.feedback!r}")
     if teacher is None:
         raise ValueError(f"{config.method}: feedback needs the teacher")
+    if (config.feedback == "meta" and config.feedback_config.teacher_scope == "fusion"
+            and not all(hasattr(teacher, a) for a in ("eeg", "eog", "branches", "fuse"))):
+        raise ValueError(f"teacher_scope='fusion' needs a teacher with .eeg/.eog branches and .branches/.fuse "
+                         f"(FusionTeacher, LateFusionTeacher), not {type(teacher).__name__}; "
+                         f"use FeedbackConfig(teacher_scope='all')")
     device = choose_device(train_config.device)
     model_config = model_config or teacher.config
     teacher = copy.deepcopy(teacher).to(device).eval()  # the caller's teacher stays as it is

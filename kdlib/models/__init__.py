@@ -13,19 +13,21 @@ Every model is called as ``model(eeg, eog)`` and returns a NamedTuple with ``.lo
 from .baselines import EEGOnly, EOGOnly, SingleModalityNet, SingleOutput
 from .blocks import Block, Branch, ClassifierHead, Encoder, SelfAttention, Tokenizer, mean_pool
 from .config import DEFAULT, PAPER, SMOKE, ModelConfig
+from .export import LogitsOnly, export_student
 from .fusion import DepthGating, FusionOutput, GatingOutput, ModalFusion, ScoreNet, adjacent_pairs
 from .summary import (MODELS, build_model, complexity_table, count_macs, count_params, example_inputs,
                       model_zoo, shape_table)
 from .student import ADAPTERS, EOGStudent, FeatureAdapter, StudentOutput
-from .teacher import FusionTeacher, LateFusionTeacher, TeacherOutput
+from .teacher import BranchOutputs, FusionTeacher, LateFusionTeacher, TeacherOutput
 
 __all__ = [
     "ModelConfig", "SMOKE", "DEFAULT", "PAPER",
     "Tokenizer", "SelfAttention", "Block", "Encoder", "Branch", "ClassifierHead", "mean_pool",
     "ScoreNet", "DepthGating", "GatingOutput", "ModalFusion", "FusionOutput", "adjacent_pairs",
-    "FusionTeacher", "LateFusionTeacher", "TeacherOutput",
+    "FusionTeacher", "LateFusionTeacher", "TeacherOutput", "BranchOutputs",
     "EOGStudent", "StudentOutput", "FeatureAdapter", "ADAPTERS",
     "SingleModalityNet", "EEGOnly", "EOGOnly", "SingleOutput",
     "MODELS", "build_model", "model_zoo", "example_inputs", "count_params", "count_macs",
     "complexity_table", "shape_table",
+    "LogitsOnly", "export_student",
 ]

@@ -19,7 +19,7 @@ from .blocks import Branch, ClassifierHead, mean_pool
 from .config import DEFAULT, ModelConfig
 from .fusion import ModalFusion
 
-__all__ = ["TeacherOutput", "FusionTeacher", "LateFusionTeacher"]
+__all__ = ["TeacherOutput", "BranchOutputs", "FusionTeacher", "LateFusionTeacher"]
 
 
 class TeacherOutput(NamedTuple):
@@ -46,6 +46,28 @@ class TeacherOutput(NamedTuple):
     gates: tuple[torch.Tensor, ...]
 
 
+class BranchOutputs(NamedTuple):
+    """What a teacher's two modality branches hand on to the rest of it (fusion and head).
+
+    ``teacher(eeg, eog) == teacher.fuse(teacher.branches(eeg, eog))``: the variation-3 feedback
+    (:mod:`kdlib.distill.feedback`) caches these once per fold when only the fusion and the head
+    learn.
+
+    Attributes
+    ----------
+    eeg_depths, eog_depths : tuple of Tensor (B, L, d)
+        Every encoder depth of each modality.
+    """
+
+    eeg_depths: tuple[torch.Tensor, ...]
+    eog_depths: tuple[torch.Tensor, ...]
+
+    def take(self, index: torch.Tensor) -> BranchOutputs:
+        """The rows of a mini-batch: ``(B,)`` indices -> every depth ``(B, L, d)``."""
+        index = index.to(self.eeg_depths[0].device)
+        return BranchOutputs(tuple(d[index] for d in self.eeg_depths), tuple(d[index] for d in self.eog_depths))
+
+
 class FusionTeacher(nn.Module):
     """EEG branch + EOG branch + :class:`~kdlib.models.fusion.ModalFusion` + classifier head.
 
@@ -58,6 +80,8 @@ class FusionTeacher(nn.Module):
     -----
     Concatenation is along the feature axis and pooling is the mean over tokens; see
     :mod:`kdlib.models.fusion` and :func:`kdlib.models.blocks.mean_pool` for why.
+    ``forward`` is ``fuse(branches(eeg, eog))``: the two halves are methods of their own so that
+    variation 3 can cache the branches' outputs (:class:`BranchOutputs`).
     """
 
     modalities = ("eeg", "eog")
@@ -71,12 +95,18 @@ class FusionTeacher(nn.Module):
         self.head = ClassifierHead(2 * config.d_model, config.n_classes, config.dropout)
 
     def forward(self, eeg: torch.Tensor, eog: torch.Tensor) -> TeacherOutput:
-        eeg_depths = self.eeg(eeg)  # (B, n_eeg, T) -> n_layers x (B, L, d)
-        eog_depths = self.eog(eog)  # (B, n_eog, T) -> n_layers x (B, L, d)
-        f = self.fusion(eeg_depths, eog_depths)  # fused (B, L, 2d), gates n_pairs x (B, L, 2d)
+        return self.fuse(self.branches(eeg, eog))
+
+    def branches(self, eeg: torch.Tensor, eog: torch.Tensor) -> BranchOutputs:
+        """The two modality branches: ``(B, n_eeg, T), (B, n_eog, T) -> n_layers x (B, L, d)`` each."""
+        return BranchOutputs(tuple(self.eeg(eeg)), tuple(self.eog(eog)))
+
+    def fuse(self, b: BranchOutputs) -> TeacherOutput:
+        """Everything after the branches: fusion, mean pooling, head."""
+        f = self.fusion(b.eeg_depths, b.eog_depths)  # fused (B, L, 2d), gates n_pairs x (B, L, 2d)
         pooled = mean_pool(f.fused)  # (B, 2d)
         logits = self.head(pooled)  # (B, n_classes)
-        return TeacherOutput(logits, f.fused, pooled, tuple(eeg_depths), tuple(eog_depths), f.gates)
+        return TeacherOutput(logits, f.fused, pooled, b.eeg_depths, b.eog_depths, f.gates)
 
     def last_gates(self):
         """Gates of the last forward pass, ``{"1-2": (B, L, 2d) array, ...}`` (for plotting)."""
@@ -102,9 +132,15 @@ class LateFusionTeacher(nn.Module):
         self.head = ClassifierHead(2 * config.d_model, config.n_classes, config.dropout)
 
     def forward(self, eeg: torch.Tensor, eog: torch.Tensor) -> TeacherOutput:
-        eeg_depths = self.eeg(eeg)  # n_layers x (B, L, d)
-        eog_depths = self.eog(eog)  # n_layers x (B, L, d)
-        fused = torch.cat([eeg_depths[-1], eog_depths[-1]], dim=-1)  # (B, L, 2d)
+        return self.fuse(self.branches(eeg, eog))
+
+    def branches(self, eeg: torch.Tensor, eog: torch.Tensor) -> BranchOutputs:
+        """The two modality branches: ``n_layers x (B, L, d)`` each."""
+        return BranchOutputs(tuple(self.eeg(eeg)), tuple(self.eog(eog)))
+
+    def fuse(self, b: BranchOutputs) -> TeacherOutput:
+        """Everything after the branches: last depths concatenated, mean pooling, head."""
+        fused = torch.cat([b.eeg_depths[-1], b.eog_depths[-1]], dim=-1)  # (B, L, 2d)
         pooled = mean_pool(fused)  # (B, 2d) = [mean eeg ; mean eog]
         logits = self.head(pooled)  # (B, n_classes)
-        return TeacherOutput(logits, fused, pooled, tuple(eeg_depths), tuple(eog_depths), ())
+        return TeacherOutput(logits, fused, pooled, b.eeg_depths, b.eog_depths, ())
