@@ -131,7 +131,8 @@ class DepthGating(nn.Module):
             g = score(depths[i - 1])  # (B, L, F), scored from depth i
             interactive = interactive + g * depths[j - 1]  # (B, L, F), gates depth j
             gates.append(g)
-        self._last = {f"{i}-{j}": g.detach() for (i, j), g in zip(self.pairs, gates)}
+        if not torch.compiler.is_exporting():  # kept for plots; torch.export would need buffers
+            self._last = {f"{i}-{j}": g.detach() for (i, j), g in zip(self.pairs, gates)}
         return GatingOutput(depths[-1] + interactive, interactive, tuple(gates))  # (B, L, F) ...
 
     def last_gates(self) -> dict[str, np.ndarray]:
