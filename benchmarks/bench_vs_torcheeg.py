@@ -30,9 +30,8 @@ Before timing anything, every window and label of two subjects is compared betwe
 its peak RSS, ``ru_maxrss``, is its own), with the files already in the OS page cache:
 
 * ``read``   -- kdlib's ``load_dat`` of every file (the floor: merely reading the files);
-* ``cold``   -- an empty cache, filled: kdlib ``prepare_subject(...)`` of every subject, one at
-  a time (each writes its cache entry; nothing is kept); torcheeg ``DEAPDataset(...)`` (writes
-  its LMDB store);
+* ``cold``   -- an empty cache, filled: kdlib ``build_cache(...)`` (every subject, one at a time,
+  writes its cache entry; nothing is kept); torcheeg ``DEAPDataset(...)`` (writes its LMDB store);
 * ``cached`` -- the same calls again, then every window is read through the library's own
   interface: kdlib's ``WindowSet`` arrays subject by subject (memory-mapped cache entries; the
   float32 sum of every window and both labels' counts, vectorised: kdlib hands out arrays);
@@ -111,19 +110,18 @@ def _child_kdlib(step: str, args) -> dict:
         key = np.stack([np.char.lstrip(ws.subject.astype(str), "s").astype(int), ws.trial - 1,
                         np.rint(ws.start_s * FS).astype(int) + N_BASE], axis=1)  # (subject, trial from 0, start sample)
         np.savez(args.out, x=x, y=y, key=key)
-    else:  # cold: fill an empty cache; cached: open every entry and read every window
+    elif step == "cold":  # fill an empty cache, keeping nothing
+        out["n_windows"] = cache.build_cache(args.data, config, cache_dir=args.cache, progress=False)
+    else:  # cached: open every entry (memory-mapped), subject by subject, and read every window
         n_windows, checksum, n_high = 0, 0.0, np.zeros(2, np.int64)
-        for f in deap.subject_files(args.data):  # one subject at a time, as a training loop takes them
+        for f in deap.subject_files(args.data):
             ws = cache.prepare_subject(f, config, cache_dir=args.cache)
+            sums = ws.eeg.sum(axis=(1, 2)) + ws.eog.sum(axis=(1, 2))  # (N,) float32, one per window
+            checksum += float(sums.sum(dtype=np.float64))
+            n_high += [ws.labels("valence").sum(), ws.labels("arousal").sum()]
             n_windows += len(ws)
-            if step == "cached":
-                sums = ws.eeg.sum(axis=(1, 2)) + ws.eog.sum(axis=(1, 2))  # (N,) float32, one per window
-                checksum += float(sums.sum(dtype=np.float64))
-                n_high += [ws.labels("valence").sum(), ws.labels("arousal").sum()]
             del ws
-        out["n_windows"] = n_windows
-        if step == "cached":
-            out["checksum"], out["n_high"] = checksum, n_high.tolist()
+        out.update(n_windows=n_windows, checksum=checksum, n_high=n_high.tolist())
     out.update(seconds=time.perf_counter() - t0, import_s=import_s, rss_import_mb=rss_import, peak_rss_mb=_rss_mb())
     return out
 
@@ -386,6 +384,11 @@ def _report(rows, disk, checks, source_mb, load_before, load_after, args) -> Non
         + "; ".join(f"{c['window_s']:g} s: {c['n_windows']} windows equal (max |diff| {c['max_abs_diff_uV']:.1g} uV)"
                     for c in checks)
         + "; the cached steps' checksums and label counts agree too.",
+        "- Steps: `cold` = an empty cache filled (kdlib: `build_cache`, every subject one at a time, each "
+        "writing its entry; torcheeg: `DEAPDataset(...)` writing its LMDB store); `cached` = the same calls again, "
+        "then every window read (kdlib: the memory-mapped entries subject by subject, the float32 sum of every "
+        "window in one vectorised pass; torcheeg: `dataset[i]` for every `i`, the same sums). Both single-process "
+        "(torcheeg `num_worker=0`, kdlib one thread).",
         f"- Median of {args.repeat} runs, each step in a fresh process; times without the library import "
         "(imports: " + ", ".join(f"{lib} {r.import_s:.2f} s, {r.rss_after_import_MB:.0f} MB"
                                   for lib, r in imports.iterrows()) + "); peak RSS with it; disk: the cache folder.",

@@ -126,3 +126,11 @@ def test_cached_windows_are_memory_mapped_views_of_the_entry(deap_dir, tmp_path)
     (entry,) = cache.list_entries(cdir, "s01")
     assert isinstance(ws.eeg.base, np.memmap) and Path(ws.eeg.base.filename) == (entry / "eeg.npy").resolve()
     assert sorted(p.name for p in entry.iterdir()) == ["eeg.npy", "eog.npy", "meta.npz"]
+
+
+def test_build_cache_writes_every_entry_then_reads_nothing_new(deap_dir, tmp_path, monkeypatch):
+    cdir = tmp_path / "cache"
+    assert cache.build_cache(deap_dir, cache_dir=cdir, progress=False, jobs=2) == 3 * 6 * 15
+    assert [p.name[:3] for p in cache.list_entries(cdir)] == ["s01", "s02", "s03"]
+    monkeypatch.setattr(deap, "load_subject", lambda path: pytest.fail(f"{path} read again"))
+    assert cache.build_cache(deap_dir, cache_dir=cdir, progress=False, subjects=[2]) == 6 * 15

@@ -42,7 +42,7 @@ from .recording import Recording
 from .windows import DEFAULT, PrepConfig, WindowSet, concat_windows, make_windows
 
 __all__ = ["CACHE_VERSION", "file_fingerprint", "cache_key", "cached_windows", "prepare_subject",
-           "prepare_dataset", "load_entry", "save_entry", "list_entries"]
+           "prepare_dataset", "build_cache", "load_entry", "save_entry", "list_entries"]
 
 CACHE_VERSION = 2  # bump when the preparation code changes what it produces
 _EDGE = 64 * 1024
@@ -212,8 +212,8 @@ def prepare_dataset(data_dir: str | os.PathLike, config: PrepConfig = DEFAULT, s
     progress : bool
         Show a tqdm bar over subjects.
     jobs : int
-        Subjects prepared at once, in threads (numpy, scipy and file writes release the GIL):
-        2 on a 2-core machine roughly halves a cold preparation. The result does not depend on it.
+        Subjects prepared at once, in threads (see :func:`build_cache`). The result does not
+        depend on it.
 
     Returns
     -------
@@ -221,14 +221,47 @@ def prepare_dataset(data_dir: str | os.PathLike, config: PrepConfig = DEFAULT, s
         All subjects' windows, in subject order.
     """
     files = deap.subject_files(data_dir, subjects)
+    return _concat_releasing(list(_each_subject(files, config, cache_dir, use_cache, progress, jobs)))
+
+
+def build_cache(data_dir: str | os.PathLike, config: PrepConfig = DEFAULT, subjects=None,
+                cache_dir: str | os.PathLike | None = None, progress: bool = True, jobs: int = 1) -> int:
+    """Write the cache entry of every (or the chosen) subject, keeping nothing in memory.
+
+    The way to prepare a whole data set once, before training reads it subject by subject
+    (:func:`prepare_subject` then opens each entry memory-mapped): peak memory stays that of
+    ``jobs`` subjects.
+
+    Parameters
+    ----------
+    data_dir, config, subjects, cache_dir, progress
+        As for :func:`prepare_dataset`.
+    jobs : int
+        Subjects prepared at once, in threads: numpy, scipy's filters and file writes release
+        the GIL, so 2 threads on 2 free cores take about half the time of one
+        (``benchmarks/results/bench_data.md``).
+
+    Returns
+    -------
+    int
+        The number of windows in the cache for these subjects.
+    """
+    files = deap.subject_files(data_dir, subjects)
+    return sum(len(ws) for ws in _each_subject(files, config, cache_dir, True, progress, jobs))
+
+
+def _each_subject(files: list[Path], config: PrepConfig, cache_dir, use_cache: bool, progress: bool,
+                  jobs: int):
+    """``prepare_subject`` of every file, in file order, ``jobs`` at a time in threads, with a bar.
+
+    Yields the WindowSets one by one (a caller that drops each keeps one subject in memory)."""
     prepare = lambda f: prepare_subject(f, config, cache_dir, use_cache)  # noqa: E731
-    bar = dict(desc="prepare", unit="subject", disable=not progress)
+    bar = dict(total=len(files), desc="prepare", unit="subject", disable=not progress)
     if jobs <= 1:
-        parts = [prepare(f) for f in tqdm(files, **bar)]
-    else:
-        with ThreadPoolExecutor(jobs) as pool:
-            parts = list(tqdm(pool.map(prepare, files), total=len(files), **bar))  # in subject order
-    return _concat_releasing(parts)
+        yield from tqdm(map(prepare, files), **bar)
+        return
+    with ThreadPoolExecutor(jobs) as pool:
+        yield from tqdm(pool.map(prepare, files), **bar)  # in file order
 
 
 def _concat_releasing(parts: list[WindowSet]) -> WindowSet:

@@ -1,6 +1,6 @@
 """The EOG-only student for deployment: ``torch.export`` of its logits, ``eog -> logits``.
 
-Introduced in ``notebooks/05_evaluation.ipynb`` (the student's size and CPU latency).
+Introduced in ``notebooks/05_evaluation.ipynb`` (section 6: what the student costs).
 
 Training and evaluation use the eager model (it returns features and gates for distillation and
 plots). To *run* a trained student only the logits are needed. :func:`export_student` captures
