@@ -460,7 +460,9 @@ def paired_tests(results: pd.DataFrame, reference: str = "v3", metric: str = "ac
 
     Paired t-test (:func:`scipy.stats.ttest_rel`), Wilcoxon signed-rank
     (:func:`scipy.stats.wilcoxon`, NaN with fewer than 6 subjects or all differences zero)
-    and Cohen's d_z (mean difference / SD of the differences).
+    and Cohen's d_z (mean difference / SD of the differences). t, its p-value and d_z are NaN
+    when the differences do not vary across subjects (fewer than 2, or all equal: accuracies
+    are multiples of 1/n_trials, so ties happen with few subjects).
     """
     from scipy import stats
 
@@ -473,10 +475,11 @@ def paired_tests(results: pd.DataFrame, reference: str = "v3", metric: str = "ac
         for method in [m for m in METHODS if m in wide and m != reference]:
             diff = (wide[reference] - wide[method]).dropna()
             n = len(diff)
-            t, p = stats.ttest_rel(wide.loc[diff.index, reference], wide.loc[diff.index, method]) if n > 1 else (np.nan, np.nan)
+            varies = n > 1 and np.ptp(diff.to_numpy()) > 1e-12  # else t and d_z are undefined (0 / 0 or x / 0)
+            t, p = (stats.ttest_rel(wide.loc[diff.index, reference], wide.loc[diff.index, method]) if varies
+                    else (np.nan, np.nan))
             w, pw = (stats.wilcoxon(diff) if n >= 6 and np.any(diff != 0) else (np.nan, np.nan))
-            sd = diff.std(ddof=1) if n > 1 else np.nan
             rows.append(dict(task=task, reference=reference, method=method, metric=metric, n_subjects=n,
                              mean_diff=diff.mean(), t=t, p_t=p, wilcoxon_W=w, p_wilcoxon=pw,
-                             cohen_dz=diff.mean() / sd if sd and sd > 0 else np.nan))
+                             cohen_dz=diff.mean() / diff.std(ddof=1) if varies else np.nan))
     return pd.DataFrame(rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -195,6 +197,18 @@ def test_summaries_and_paired_tests():
     row = tests.iloc[0]
     assert row["method"] == "scratch" and row["mean_diff"] == pytest.approx(0.08, abs=0.01)
     assert row["p_t"] < 1e-4 and row["p_wilcoxon"] < 0.01 and row["cohen_dz"] > 3
+
+
+def test_paired_tests_are_nan_without_warnings_when_the_differences_do_not_vary():
+    rows = [dict(task="valence", subject=f"s{s:02d}", fold=0, method=method, acc_trial=acc, f1_trial=acc,
+                 acc_window=acc, f1_window=acc, majority_trial=0.5, majority_window=0.5)
+            for s in range(3) for method, acc in (("scratch", 0.5 + 0.1 * s), ("v1", 0.6 + 0.1 * s),
+                                                  ("v3", 0.6 + 0.1 * s))]  # v3 - scratch: 0.1 each time, v3 - v1: 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tests = evaluate.paired_tests(pd.DataFrame(rows)).set_index("method")
+    assert tests.loc["scratch", "mean_diff"] == pytest.approx(0.1) and tests.loc["v1", "mean_diff"] == 0
+    assert tests[["t", "p_t", "cohen_dz"]].isna().all().all()
 
 
 def test_protocol_config_errors():
