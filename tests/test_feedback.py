@@ -78,15 +78,12 @@ def test_lookahead_is_one_sgd_step_of_the_student_loss():
     assert any(not torch.equal(new[n], p) for n, p in zip(names, params))
 
 
-@pytest.mark.parametrize("name", ["head.fc.weight", "eeg.tokenizer.temporal.weight", "fusion.gating.scores.0.fc1.weight"])
-def test_meta_gradient_matches_finite_differences(name):
-    teacher, model, b, f = tiny_problem()
-    fb = FeedbackConfig(lam=1.0, lookahead_lr=0.5)
-    params = dict(teacher.named_parameters())
-    p = params[name]
-    terms = meta_objective(teacher, model.student, model.adapter, b, f, V3, fb)
-    g_meta = torch.autograd.grad(terms.lookahead_ce, p, retain_graph=True)[0]  # through the look-ahead only
-    g_total = torch.autograd.grad(terms.teacher_ce + fb.lam * terms.lookahead_ce, p)[0]
+def assert_meta_gradient_matches_finite_differences(p, objective):
+    """``objective() -> (look-ahead CE, total teacher loss)``: autograd of both with respect to
+    ``p`` equals central differences at three of its entries."""
+    meta, total = objective()
+    g_meta = torch.autograd.grad(meta, p, retain_graph=True)[0]  # through the look-ahead only
+    g_total = torch.autograd.grad(total, p)[0]
     eps = 1e-6
     for flat in (0, p.numel() // 2, p.numel() - 1):
         idx = np.unravel_index(flat, p.shape)
@@ -94,14 +91,24 @@ def test_meta_gradient_matches_finite_differences(name):
         vals = []
         for sign in (1, -1):
             p.data[idx] = old + sign * eps  # the look-ahead itself needs autograd: no torch.no_grad here
-            t = meta_objective(teacher, model.student, model.adapter, b, f, V3, fb)
-            vals.append((t.lookahead_ce.detach().item(), (t.teacher_ce + fb.lam * t.lookahead_ce).detach().item()))
+            vals.append([v.detach().item() for v in objective()])
         p.data[idx] = old
-        fd_meta = (vals[0][0] - vals[1][0]) / (2 * eps)
-        fd_total = (vals[0][1] - vals[1][1]) / (2 * eps)
+        fd_meta, fd_total = ((vals[0][i] - vals[1][i]) / (2 * eps) for i in (0, 1))
         assert abs(fd_meta) > 1e-8, "the look-ahead term must depend on this teacher parameter"
         assert g_meta[idx].item() == pytest.approx(fd_meta, rel=1e-5, abs=1e-10)
         assert g_total[idx].item() == pytest.approx(fd_total, rel=1e-5, abs=1e-10)
+
+
+@pytest.mark.parametrize("name", ["head.fc.weight", "eeg.tokenizer.temporal.weight", "fusion.gating.scores.0.fc1.weight"])
+def test_meta_gradient_matches_finite_differences(name):
+    teacher, model, b, f = tiny_problem()
+    fb = FeedbackConfig(lam=1.0, lookahead_lr=0.5)
+
+    def objective():
+        t = meta_objective(teacher, model.student, model.adapter, b, f, V3, fb)
+        return t.lookahead_ce, t.teacher_ce + fb.lam * t.lookahead_ce
+
+    assert_meta_gradient_matches_finite_differences(dict(teacher.named_parameters())[name], objective)
 
 
 # --- each phase changes one model ----------------------------------------------------------------
@@ -281,23 +288,9 @@ def test_meta_gradient_with_cached_branches_matches_finite_differences(name):
         t = meta_objective(teacher, model.student, model.adapter, b, f, V3, fb, branches=branches)
         return t.lookahead_ce, t.teacher_ce + fb.lam * t.lookahead_ce
 
-    meta, total = objective()
-    assert torch.autograd.grad(total, branch_p, retain_graph=True, allow_unused=True)[0] is None
-    g_meta = torch.autograd.grad(meta, p, retain_graph=True)[0]  # through the look-ahead only
-    g_total = torch.autograd.grad(total, p)[0]
-    eps = 1e-6
-    for flat in (0, p.numel() // 2, p.numel() - 1):
-        idx = np.unravel_index(flat, p.shape)
-        old = p.detach()[idx].item()
-        vals = []
-        for sign in (1, -1):
-            p.data[idx] = old + sign * eps
-            vals.append([v.detach().item() for v in objective()])
-        p.data[idx] = old
-        fd_meta, fd_total = ((vals[0][i] - vals[1][i]) / (2 * eps) for i in (0, 1))
-        assert abs(fd_meta) > 1e-8, "the look-ahead term must depend on this teacher parameter"
-        assert g_meta[idx].item() == pytest.approx(fd_meta, rel=1e-5, abs=1e-10)
-        assert g_total[idx].item() == pytest.approx(fd_total, rel=1e-5, abs=1e-10)
+    _, total = objective()
+    assert torch.autograd.grad(total, branch_p, allow_unused=True)[0] is None  # branches: no gradient
+    assert_meta_gradient_matches_finite_differences(p, objective)
 
 
 def test_feedback_step_with_cached_branches_changes_fusion_and_head_only():
