@@ -68,7 +68,29 @@ class BranchOutputs(NamedTuple):
         return BranchOutputs(tuple(d[index] for d in self.eeg_depths), tuple(d[index] for d in self.eog_depths))
 
 
-class FusionTeacher(nn.Module):
+class _TwoBranchTeacher(nn.Module):
+    """What both teachers share: an EEG and an EOG :class:`~kdlib.models.blocks.Branch`, and
+    ``forward = fuse(branches(eeg, eog))``. Subclasses add what comes after the branches
+    (created after them, so seeded initial weights follow the same order) and define ``fuse``.
+    """
+
+    modalities = ("eeg", "eog")
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.eeg = Branch(config.n_eeg, config)
+        self.eog = Branch(config.n_eog, config)
+
+    def forward(self, eeg: torch.Tensor, eog: torch.Tensor) -> TeacherOutput:
+        return self.fuse(self.branches(eeg, eog))
+
+    def branches(self, eeg: torch.Tensor, eog: torch.Tensor) -> BranchOutputs:
+        """The two modality branches: ``(B, n_eeg, T), (B, n_eog, T) -> n_layers x (B, L, d)`` each."""
+        return BranchOutputs(tuple(self.eeg(eeg)), tuple(self.eog(eog)))
+
+
+class FusionTeacher(_TwoBranchTeacher):
     """EEG branch + EOG branch + :class:`~kdlib.models.fusion.ModalFusion` + classifier head.
 
     Parameters
@@ -84,22 +106,10 @@ class FusionTeacher(nn.Module):
     variation 3 can cache the branches' outputs (:class:`BranchOutputs`).
     """
 
-    modalities = ("eeg", "eog")
-
     def __init__(self, config: ModelConfig = DEFAULT):
-        super().__init__()
-        self.config = config
-        self.eeg = Branch(config.n_eeg, config)
-        self.eog = Branch(config.n_eog, config)
+        super().__init__(config)
         self.fusion = ModalFusion(config.d_model, config.n_layers, config.gate_hidden)
         self.head = ClassifierHead(2 * config.d_model, config.n_classes, config.dropout)
-
-    def forward(self, eeg: torch.Tensor, eog: torch.Tensor) -> TeacherOutput:
-        return self.fuse(self.branches(eeg, eog))
-
-    def branches(self, eeg: torch.Tensor, eog: torch.Tensor) -> BranchOutputs:
-        """The two modality branches: ``(B, n_eeg, T), (B, n_eog, T) -> n_layers x (B, L, d)`` each."""
-        return BranchOutputs(tuple(self.eeg(eeg)), tuple(self.eog(eog)))
 
     def fuse(self, b: BranchOutputs) -> TeacherOutput:
         """Everything after the branches: fusion, mean pooling, head."""
@@ -113,7 +123,7 @@ class FusionTeacher(nn.Module):
         return self.fusion.last_gates()
 
 
-class LateFusionTeacher(nn.Module):
+class LateFusionTeacher(_TwoBranchTeacher):
     """Baseline teacher without interaction: both branches, last depths concatenated, pooled.
 
     Mean-pooling each modality and concatenating the two vectors equals mean-pooling the
@@ -122,21 +132,9 @@ class LateFusionTeacher(nn.Module):
     distillation).
     """
 
-    modalities = ("eeg", "eog")
-
     def __init__(self, config: ModelConfig = DEFAULT):
-        super().__init__()
-        self.config = config
-        self.eeg = Branch(config.n_eeg, config)
-        self.eog = Branch(config.n_eog, config)
+        super().__init__(config)
         self.head = ClassifierHead(2 * config.d_model, config.n_classes, config.dropout)
-
-    def forward(self, eeg: torch.Tensor, eog: torch.Tensor) -> TeacherOutput:
-        return self.fuse(self.branches(eeg, eog))
-
-    def branches(self, eeg: torch.Tensor, eog: torch.Tensor) -> BranchOutputs:
-        """The two modality branches: ``n_layers x (B, L, d)`` each."""
-        return BranchOutputs(tuple(self.eeg(eeg)), tuple(self.eog(eog)))
 
     def fuse(self, b: BranchOutputs) -> TeacherOutput:
         """Everything after the branches: last depths concatenated, mean pooling, head."""
