@@ -435,51 +435,68 @@ def load_results(out: str | os.PathLike) -> pd.DataFrame:
 
 
 # --- aggregates and statistics ----------------------------------------------------------------
+# The arithmetic lives in kdlib.stats; these two keep their names and columns for callers.
 
 def summarize(results: pd.DataFrame, metrics=("acc_trial", "f1_trial", "acc_window", "f1_window")):
-    """Per-subject means over folds, then mean ± SD over subjects, per task and method.
+    """Per-subject means (folds within a seed, then seeds), then statistics over subjects.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        A results table (:func:`run_protocol`, :func:`load_results`); without a ``seed``
+        column it is one seed.
+    metrics : sequence of str
+        Metric columns to aggregate.
 
     Returns
     -------
     (per_subject, overall) : tuple of pandas.DataFrame
-        ``per_subject``: one row per (task, method, subject); ``overall``: one row per
-        (task, method) with ``<metric>_mean`` and ``<metric>_sd`` (SD across subjects), the
-        majority-class accuracy beside them and the number of subjects.
+        ``per_subject``: one row per (task, method, subject), see
+        :func:`kdlib.stats.subject_means` (with ``n_seeds``, ``n_trials`` and the pooled
+        ``f1_trial_pooled`` where the table has them); ``overall``: one row per (task, method)
+        with ``<metric>_mean`` and ``<metric>_sd`` (SD across subjects), ``<metric>_ci_low`` /
+        ``_ci_high`` (95 % t interval over subjects), ``<metric>_seed_sd`` (seed-to-seed
+        spread), the majority-class accuracy beside them, ``n_subjects`` and ``n_seeds``
+        (:func:`kdlib.stats.method_summary`).
     """
-    cols = list(metrics) + ["majority_trial", "majority_window"]
-    per_subject = results.groupby(["task", "method", "subject"], sort=False)[cols].mean().reset_index()
-    grouped = per_subject.groupby(["task", "method"], sort=False)
-    overall = grouped[cols].agg(["mean", "std"])
-    overall.columns = [f"{m}_{s.replace('std', 'sd')}" for m, s in overall.columns]
-    overall["n_subjects"] = grouped.size()
-    return per_subject, overall.reset_index()
+    from . import stats
+
+    per_subject, _ = stats.subject_means(results, metrics)
+    return per_subject, stats.method_summary(results, metrics)
 
 
 def paired_tests(results: pd.DataFrame, reference: str = "v3", metric: str = "acc_trial") -> pd.DataFrame:
     """``reference`` against every other method, paired across subjects, per task.
 
-    Paired t-test (:func:`scipy.stats.ttest_rel`), Wilcoxon signed-rank
-    (:func:`scipy.stats.wilcoxon`, NaN with fewer than 6 subjects or all differences zero)
-    and Cohen's d_z (mean difference / SD of the differences). t, its p-value and d_z are NaN
-    when the differences do not vary across subjects (fewer than 2, or all equal: accuracies
-    are multiples of 1/n_trials, so ties happen with few subjects).
-    """
-    from scipy import stats
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        A results table; seeds are averaged within each subject first.
+    reference : str
+        The method every other one is compared with (``reference − method``).
+    metric : str
+        The metric column.
 
-    per_subject, _ = summarize(results, metrics=(metric,))
-    rows = []
-    for task, table in per_subject.groupby("task", sort=False):
-        wide = table.pivot(index="subject", columns="method", values=metric)
-        if reference not in wide:
-            continue
-        for method in [m for m in METHODS if m in wide and m != reference]:
-            diff = (wide[reference] - wide[method]).dropna()
-            n = len(diff)
-            varies = n > 1 and np.ptp(diff.to_numpy()) > 1e-12  # else t and d_z are undefined (0 / 0 or x / 0)
-            t, p = (stats.ttest_rel(wide.loc[diff.index, reference], wide.loc[diff.index, method]) if varies
-                    else (np.nan, np.nan))
-            w, pw = (stats.wilcoxon(diff) if n >= 6 and np.any(diff != 0) else (np.nan, np.nan))
-            rows.append(dict(task=task, reference=reference, method=method, metric=metric, n_subjects=n,
-                             mean_diff=diff.mean(), t=t, p_t=p, wilcoxon_W=w, p_wilcoxon=pw,
-                             cohen_dz=diff.mean() / diff.std(ddof=1) if varies else np.nan))
-    return pd.DataFrame(rows)
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (task, method): ``task, reference, method, metric, n_subjects, mean_diff,
+        t, p_t, wilcoxon_W, p_wilcoxon, cohen_dz`` and ``ci_low, ci_high`` (95 % t interval of
+        the mean difference), ``p_holm`` (Holm across the methods of a task), ``n_seeds``,
+        ``seed_sd`` and ``inside_noise``. Paired t-test (:func:`scipy.stats.ttest_rel`),
+        Wilcoxon signed-rank (:func:`scipy.stats.wilcoxon`, NaN with fewer than 6 subjects or
+        all differences zero) and Cohen's d_z (mean difference / SD of the differences). t, its
+        p-value and d_z are NaN when the differences do not vary across subjects (fewer than 2,
+        or all equal: accuracies are multiples of 1/n_trials, so ties happen with few subjects).
+        See :func:`kdlib.stats.paired_contrasts` for the ablation's own contrasts.
+    """
+    from . import stats
+
+    pairs = [(reference, m) for m in METHODS if m != reference]
+    table = stats.paired_contrasts(results, contrasts=pairs, metrics=(metric,))
+    if table.empty:
+        return pd.DataFrame()
+    table = table.rename(columns={"a": "reference", "b": "method"})
+    cols = ["task", "reference", "method", "metric", "n_subjects", "mean_diff", "t", "p_t", "wilcoxon_W",
+            "p_wilcoxon", "cohen_dz", "ci_low", "ci_high", "p_holm", "n_seeds", "seed_sd", "inside_noise"]
+    return table[cols].reset_index(drop=True)
