@@ -23,11 +23,14 @@ __all__ = [
     "plot_gates",
     "plot_scores",
     "plot_ablation",
+    "plot_contrasts",
     "plot_confusion",
+    "mark_smoke",
 ]
 
 SIDE_COLOURS = {"train": "#4C72B0", "val": "#DD8452", "test": "#C44E52", "leak": "#8172B3"}
 SYNTHETIC_NOTE = "SYNTHETIC DATA (kdlib generator), not real EEG"
+SMOKE_NOTE = "SMOKE RUN: tiny models, a few epochs — these numbers say nothing about the method"
 
 
 def set_style(context: str = "notebook") -> None:
@@ -61,6 +64,32 @@ def mark_synthetic(target, synthetic: bool = True):
     fig = target if isinstance(target, plt.Figure) else target.figure
     fig.text(0.005, 0.995, SYNTHETIC_NOTE, ha="left", va="top", fontsize=8, color="#B22222",
              alpha=0.9, style="italic")  # top-left: clear of tick labels and legends
+    return target
+
+
+def mark_smoke(target, smoke: bool = True):
+    """Stamp a figure or Axes with :data:`SMOKE_NOTE` when ``smoke`` is True.
+
+    Parameters
+    ----------
+    target : matplotlib Figure or Axes
+    smoke : bool
+        Whether the figure comes from a smoke run (``model_preset`` or ``train_preset`` "smoke").
+
+    Returns
+    -------
+    ``target``, for chaining.
+
+    Notes
+    -----
+    The banner sits at the bottom-left on a white box, so it never collides with
+    :func:`mark_synthetic`'s stamp at the top-left and stays readable over the axes.
+    """
+    if not smoke:
+        return target
+    fig = target if isinstance(target, plt.Figure) else target.figure
+    fig.text(0.005, 0.005, SMOKE_NOTE, ha="left", va="bottom", fontsize=8, color="#B22222", weight="bold",
+             bbox=dict(facecolor="white", edgecolor="#B22222", alpha=0.9, pad=2))
     return target
 
 
@@ -284,33 +313,64 @@ def plot_scores(scores, metric: str = "accuracy", baseline: str | None = "majori
 
 # --- evaluation (notebook 05, kdlib report) ---------------------------------------------------
 
-def plot_ablation(per_subject, metric: str = "acc_trial", names: dict | None = None, ax=None):
-    """Mean per method as bars, every subject as a point over them, the majority class dashed.
+def plot_ablation(per_subject, metric: str = "acc_trial", names: dict | None = None, ax=None,
+                  chance="auto", level: float = 0.95):
+    """Per method: every subject as a point, the mean over subjects with its t interval.
+
+    The majority-class accuracy is dashed, with the chance band of a *mean over subjects* around
+    it (a classifier that only guesses, right at each subject's majority rate), so that a mean
+    can be read against the noise of a mean, not of a single subject.
 
     Parameters
     ----------
     per_subject : pandas.DataFrame
-        One task's rows of :func:`kdlib.evaluate.summarize`'s per-subject table.
+        One task's rows of :func:`kdlib.evaluate.summarize`'s per-subject table (seeds already
+        averaged); ``n_trials`` and ``majority_trial`` give the chance band.
     metric : str
-        Column to plot (``acc_trial``, ``f1_trial``, ``acc_window``, ...).
+        Column to plot (``acc_trial``, ``f1_trial``, ``f1_trial_pooled``, ``acc_window``, ...).
     names : dict, optional
         Method -> label.
+    ax : matplotlib Axes, optional
+    chance : "auto", (float, float) or None
+        The band: computed with :func:`kdlib.stats.chance_band` from the table ("auto", drawn
+        when the table has ``n_trials``), given as (low, high), or not drawn (None).
+    level : float
+        Coverage of the intervals of the means.
+
+    Returns
+    -------
+    matplotlib Axes
+        Bars: the means; one ``errorbar`` container: the ``level`` t intervals over subjects.
     """
+    from . import stats
+
     ax = _ax(ax, figsize=(8, 4))
     methods = list(dict.fromkeys(per_subject["method"]))
     labels = [(names or {}).get(m, m) for m in methods]
-    means = per_subject.groupby("method", sort=False)[metric].mean().reindex(methods)
-    ax.bar(range(len(methods)), means.to_numpy(), color=sns.color_palette("deep", len(methods)), alpha=0.55)
+    intervals = np.array([stats.t_interval(per_subject.loc[per_subject["method"] == m, metric], level)
+                          for m in methods])  # (M, 3): mean, low, high
+    x = np.arange(len(methods))
+    ax.bar(x, intervals[:, 0], color=sns.color_palette("deep", len(methods)), alpha=0.45)
     rng = np.random.default_rng(0)  # fixed jitter: same picture every run
     for i, m in enumerate(methods):
         vals = per_subject.loc[per_subject["method"] == m, metric].to_numpy()
-        ax.plot(i + rng.uniform(-0.18, 0.18, len(vals)), vals, "o", color="#222222", ms=4, alpha=0.8)
+        ax.plot(i + rng.uniform(-0.18, 0.18, len(vals)), vals, "o", color="#222222", ms=4, alpha=0.7)
+    err = np.nan_to_num(np.abs(intervals[:, 1:].T - intervals[:, 0]), nan=0.0)  # (2, M)
+    ax.errorbar(x, intervals[:, 0], yerr=err, fmt="D", color="k", ms=5, capsize=5, lw=1.6, zorder=4,
+                label=f"mean, {100 * level:.0f} % CI over subjects")
+    first = per_subject[per_subject["method"] == methods[0]]
     majority = per_subject.groupby("method")["majority_trial"].mean().mean()
+    if isinstance(chance, str) and chance == "auto":
+        chance = (stats.chance_band(np.rint(first["n_trials"]).astype(int), first["majority_trial"])
+                  if "n_trials" in per_subject else None)
+    if chance is not None:
+        ax.axhspan(*chance, color="0.6", alpha=0.25, lw=0,
+                   label=f"chance band, mean over {len(first)} subjects")
     ax.axhline(majority, color="k", ls="--", lw=1, label=f"majority class {majority:.2f}")
-    ax.set_xticks(range(len(methods)), labels, rotation=30, ha="right")
+    ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_ylim(0, 1)
-    ax.legend(frameon=False, loc="lower right")
+    ax.legend(frameon=False, loc="lower right", fontsize="small")
     return ax
 
 
@@ -432,3 +492,50 @@ def plot_feedback_steps(steps, window: int = 8, axes=None):
     for ax in axes[[0, 1, 3]]:
         ax.legend(frameon=False, fontsize=8)
     return axes
+
+
+def plot_contrasts(table, metric: str = "acc_trial", ax=None):
+    """Forest plot of paired contrasts: mean difference and its interval per contrast and task.
+
+    Introduced in ``notebooks/05_evaluation.ipynb``; ``kdlib report`` draws one per task.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`kdlib.stats.paired_contrasts` output (columns ``task, contrast, mean_diff,
+        ci_low, ci_high, p_holm`` and ``metric``); rows of other metrics are left out.
+    metric : str
+        Which metric's contrasts to draw.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+        One ``errorbar`` container per task (one bar per contrast), a vertical line at 0 and
+        one Holm-adjusted p annotated beside every interval. An undefined interval (fewer than
+        2 subjects) is drawn as a point.
+    """
+    if "metric" in table:
+        table = table[table["metric"] == metric]
+    contrasts = list(dict.fromkeys(table["contrast"]))
+    tasks = list(dict.fromkeys(table["task"]))
+    ax = _ax(ax, figsize=(7, 0.55 * len(contrasts) * max(1, len(tasks)) + 1.2))
+    step = 0.7 / max(1, len(tasks))
+    ax.axvline(0, color="k", lw=1)
+    for j, (task, colour) in enumerate(zip(tasks, sns.color_palette(n_colors=len(tasks)))):
+        part = table[table["task"] == task]
+        y = np.array([contrasts.index(c) for c in part["contrast"]]) + (j - (len(tasks) - 1) / 2) * step
+        mean = part["mean_diff"].to_numpy(dtype=float)
+        err = np.nan_to_num(np.abs(part[["ci_low", "ci_high"]].to_numpy(dtype=float).T - mean), nan=0.0)
+        ax.errorbar(mean, y, xerr=err, fmt="o", color=colour, capsize=4, label=task)
+        for yi, hi, m, p in zip(y, part["ci_high"], mean, part["p_holm"]):
+            text = f"p_Holm {p:.3f}" if np.isfinite(p) else "p_Holm n/a"
+            ax.annotate(text, (hi if np.isfinite(hi) else m, yi), xytext=(5, 0), textcoords="offset points",
+                        va="center", fontsize=7, color=colour)
+    ax.set_yticks(range(len(contrasts)), contrasts)
+    ax.set_ylim(len(contrasts) - 0.5, -0.5)  # first contrast on top
+    ax.set_xlabel(f"difference in {metric.replace('_', ' ')} (mean, 95 % CI over subjects)")
+    ax.margins(x=0.25)
+    if len(tasks) > 1:
+        ax.legend(frameon=False, fontsize="small", loc="lower right")
+    return ax

@@ -102,3 +102,94 @@ def test_mark_synthetic_stamps_the_figure_only_when_asked():
     assert plotting.mark_synthetic(ax, synthetic=False) is ax and not fig.texts
     plotting.mark_synthetic(ax)
     assert [t.get_text() for t in fig.texts] == [plotting.SYNTHETIC_NOTE]
+
+
+# --- evaluation figures (notebook 05, kdlib report) --------------------------------------------
+
+def ablation_subjects(n_subjects=6) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame([dict(task="valence", method=m, subject=f"s{s:02d}", acc_trial=0.5 + shift + rng.normal(0, 0.05),
+                              majority_trial=0.55, n_trials=40)
+                         for m, shift in (("majority", 0.05), ("scratch", 0.1), ("v3", 0.15))
+                         for s in range(n_subjects)])
+
+
+def test_ablation_draws_subject_points_and_mean_intervals_with_the_chance_band():
+    from matplotlib.container import ErrorbarContainer
+    from scipy import stats as sps
+
+    from kdlib import stats
+
+    table = ablation_subjects()
+    ax = plotting.plot_ablation(table)
+    (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    (segments,) = bars.lines[2]
+    for (_, (lo, hi)), m in zip([seg.T for seg in segments.get_segments()], ("majority", "scratch", "v3")):
+        x = table.loc[table["method"] == m, "acc_trial"]
+        half = sps.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+        assert (lo, hi) == pytest.approx((x.mean() - half, x.mean() + half))
+    points = [line for line in ax.lines if line.get_marker() == "o"]
+    assert len(points) == 3 and all(len(p.get_xdata()) == 6 for p in points)
+    (band,) = [p for p in ax.patches if p.get_label().startswith("chance band")]
+    ys = band.get_patch_transform().transform(band.get_path().vertices)[:, 1]  # data coordinates
+    assert (ys.min(), ys.max()) == pytest.approx(stats.chance_band([40] * 6, 0.55))
+    assert "mean over 6 subjects" in band.get_label()
+    (floor,) = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert np.allclose(floor.get_ydata(), 0.55)
+
+
+def test_ablation_band_can_be_given_or_left_out():
+    table = ablation_subjects().drop(columns="n_trials")
+    ax = plotting.plot_ablation(table)
+    assert not [p for p in ax.patches if p.get_label().startswith("chance band")]  # nothing to compute it from
+    ax = plotting.plot_ablation(table, chance=(0.4, 0.6))
+    (band,) = [p for p in ax.patches if p.get_label().startswith("chance band")]
+    ys = band.get_patch_transform().transform(band.get_path().vertices)[:, 1]
+    assert (ys.min(), ys.max()) == pytest.approx((0.4, 0.6))
+
+
+def contrasts_table(tasks=("valence", "arousal")) -> pd.DataFrame:
+    rows = []
+    for k, task in enumerate(tasks):
+        for i, (label, mean) in enumerate((("V1 − scratch", 0.02), ("V3 − V2", -0.01), ("V3 − majority", 0.1))):
+            rows.append(dict(task=task, metric="acc_trial", contrast=label, mean_diff=mean + 0.01 * k,
+                             ci_low=mean - 0.03, ci_high=mean + 0.03, p_holm=0.01 * (i + 1)))
+        rows.append(dict(task=task, metric="f1_trial", contrast="V1 − scratch", mean_diff=0.0, ci_low=np.nan,
+                         ci_high=np.nan, p_holm=np.nan))
+    return pd.DataFrame(rows)
+
+
+def test_contrasts_forest_plot_one_errorbar_per_task_and_a_zero_line():
+    from matplotlib.container import ErrorbarContainer
+
+    ax = plotting.plot_contrasts(contrasts_table())
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 2
+    for bar, k in zip(bars, (0, 1)):
+        (segments,) = bar.lines[2]
+        xs = np.array([seg[:, 0] for seg in segments.get_segments()])
+        np.testing.assert_allclose(np.sort(xs, axis=1), [(-0.01, 0.05), (-0.04, 0.02), (0.07, 0.13)])
+        np.testing.assert_allclose(bar.lines[0].get_xdata(), np.array([0.02, -0.01, 0.1]) + 0.01 * k)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["V1 − scratch", "V3 − V2", "V3 − majority"]
+    assert any(np.allclose(line.get_xdata(), 0) for line in ax.lines)
+    notes = [t.get_text() for t in ax.texts]
+    assert notes == ["p_Holm 0.010", "p_Holm 0.020", "p_Holm 0.030"] * 2
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["valence", "arousal"]
+
+
+def test_contrasts_forest_plot_of_another_metric_with_an_undefined_interval():
+    from matplotlib.container import ErrorbarContainer
+
+    ax = plotting.plot_contrasts(contrasts_table(tasks=("valence",)), metric="f1_trial")
+    assert len([c for c in ax.containers if isinstance(c, ErrorbarContainer)]) == 1
+    assert [t.get_text() for t in ax.texts] == ["p_Holm n/a"] and ax.get_legend() is None
+    assert "f1 trial" in ax.get_xlabel()
+
+
+def test_mark_smoke_banner_only_when_asked():
+    fig, ax = plt.subplots()
+    assert plotting.mark_smoke(ax, smoke=False) is ax and not fig.texts
+    plotting.mark_smoke(fig)
+    plotting.mark_synthetic(fig)
+    assert [t.get_text() for t in fig.texts] == [plotting.SMOKE_NOTE, plotting.SYNTHETIC_NOTE]
+    assert "say nothing about the method" in plotting.SMOKE_NOTE
