@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_write
+from . import safepickle
 from .recording import RATING_NAMES, Recording
 
 __all__ = [
@@ -86,53 +87,43 @@ class DeapFormatError(ValueError):
 
 # --- safe loading ---------------------------------------------------------------------------
 
-def _numpy_reconstructors() -> dict[tuple[str, str], object]:
-    """The only globals a DEAP pickle may name: numpy's array/dtype/scalar rebuilders.
-
-    Both module spellings are accepted: ``numpy.core.*`` (files written by Python 2 or
-    numpy 1) and ``numpy._core.*`` (numpy 2).
-    """
-    reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]  # multiarray._reconstruct
-    frombuffer = np.zeros(1).__reduce_ex__(5)[0]  # numeric._frombuffer (pickle protocol 5)
-    scalar = np.float64(0).__reduce__()[0]  # multiarray.scalar
-    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray,
-                                              ("numpy", "dtype"): np.dtype}
-    for core in ("numpy.core", "numpy._core"):
-        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
-        allowed[(f"{core}.multiarray", "scalar")] = scalar
-        allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
-    return allowed
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only numpy's reconstruction functions (see module docstring)."""
-
-    _allowed = _numpy_reconstructors()
-
-    def __init__(self, file, source: str):
-        super().__init__(file, encoding="latin1")
-        self._source = source
-
-    def find_class(self, module: str, name: str):
-        try:
-            return self._allowed[(module, name)]
-        except KeyError:
-            raise DeapFormatError(
-                f"{self._source}: refused to load: the pickle references {module}.{name}, "
-                "but a DEAP file may only contain numpy arrays (nothing was executed)"
-            ) from None
-
-    def persistent_load(self, pid):
-        raise DeapFormatError(f"{self._source}: refused to load: persistent ids are not allowed")
+_CORRUPT = (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            MemoryError, RecursionError, OverflowError, UnicodeError, struct.error)
 
 
 def _require_file(path: Path) -> None:
     if not path.exists():
         raise DeapFormatError(f"{path}: file not found")
     if not path.is_file():
-        raise DeapFormatError(f"{path}: not a regular file")
+        raise DeapFormatError(f"{path}: not a regular file (a folder or a device named like a subject file?)")
     if path.stat().st_size == 0:
         raise DeapFormatError(f"{path}: file is empty")
+
+
+def _read_pickle(path: Path, mapped: bool):
+    """Scan, unpickle and materialize one ``.dat`` (see :mod:`kdlib.data.safepickle`)."""
+    with open(path, "rb", buffering=1 << 20) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        try:
+            safepickle.scan(fh, size)
+            fh.seek(0)
+            obj = safepickle.SafeUnpickler(fh).load()
+            mm = None
+            if mapped and safepickle.has_spans(obj):
+                mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+                if hasattr(mmap, "MADV_SEQUENTIAL"):
+                    mm.madvise(mmap.MADV_SEQUENTIAL)
+            return safepickle.materialize(obj, fh, size, mm)
+        except safepickle.Refused as exc:
+            raise DeapFormatError(f"{path}: refused to load: {exc}") from None
+        except _CORRUPT as exc:
+            raise DeapFormatError(f"{path}: not a readable DEAP pickle (truncated or corrupt?): "
+                                  f"{type(exc).__name__}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def load_dat(path: str | os.PathLike, *, validate: bool = True) -> dict[str, np.ndarray]:
@@ -141,7 +132,8 @@ def load_dat(path: str | os.PathLike, *, validate: bool = True) -> dict[str, np.
     Parameters
     ----------
     path : path-like
-        A genuine DEAP Python-2 pickle, or one written from Python 3 (e.g. by :func:`save_dat`).
+        A genuine DEAP Python-2 pickle, or one written from Python 3 at any protocol (e.g. by
+        :func:`save_dat`).
     validate : bool
         Check shapes, rating range and finiteness (see :func:`validate_deap_arrays`).
 
@@ -154,137 +146,26 @@ def load_dat(path: str | os.PathLike, *, validate: bool = True) -> dict[str, np.
     ------
     DeapFormatError
         Missing, empty or truncated file; a pickle that references anything but numpy array
-        reconstruction; missing keys; invalid arrays. The message names the file.
+        reconstruction, nests deeper than a DEAP file, or declares more bytes than it holds;
+        missing keys; invalid arrays. The message names the file.
+
+    Notes
+    -----
+    Memory and time are bounded by the file's size: every array is checked against the bytes
+    behind it before it is allocated (:mod:`kdlib.data.safepickle`).
     """
     path = Path(path)
     _require_file(path)
-    with open(path, "rb", buffering=1 << 20) as fh:
-        try:
-            obj = _NumpyOnlyUnpickler(fh, str(path)).load()
-        except DeapFormatError:
-            raise
-        except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError,
-                IndexError, KeyError, MemoryError) as exc:
-            raise DeapFormatError(
-                f"{path}: not a readable DEAP pickle (truncated or corrupt?): "
-                f"{type(exc).__name__}: {exc}"
-            ) from None
-    return _to_arrays(obj, path, validate)
-
-
-_LARGE = 1 << 16  #: a byte string at least this long (outside a pickle frame) is mapped, not read
-
-
-class _Span:
-    """Where a large byte string lies in the file (``offset``, ``length``): read later, by mapping."""
-
-    __slots__ = ("offset", "length")
-
-    def __init__(self, offset: int, length: int):
-        self.offset, self.length = offset, length
-
-
-class _ArraySpec:
-    """Stands in for an ndarray whose bytes are a :class:`_Span` (set by the pickle's BUILD)."""
-
-    def __init__(self, shape=(0,), dtype=np.uint8, fortran=False, raw=None):
-        self.shape, self.dtype, self.fortran, self.raw = tuple(shape), np.dtype(dtype), bool(fortran), raw
-
-    def __setstate__(self, state):  # ndarray.__setstate__'s layouts: (version, shape, dtype, fortran, raw) or without version
-        if len(state) == 5:
-            state = state[1:]
-        self.shape, self.dtype, self.fortran, self.raw = tuple(state[0]), state[1], bool(state[2]), state[3]
-
-
-def _lazy_reconstruct(cls, shape, typecode):
-    """numpy's ``multiarray._reconstruct``, deferred: the state is applied by :class:`_ArraySpec`."""
-    if cls is not np.ndarray:
-        raise pickle.UnpicklingError(f"only numpy.ndarray may be rebuilt, not {cls!r}")
-    return _ArraySpec()
-
-
-def _lazy_frombuffer(buf, dtype, shape, order):
-    """numpy's ``numeric._frombuffer`` (pickle protocol 5), deferred like :func:`_lazy_reconstruct`."""
-    return _ArraySpec(shape, dtype, order == "F", buf)
-
-
-class _MappingUnpickler(pickle._Unpickler):  # the pure-Python unpickler: its opcodes can be overridden
-    """The same allow-list as :class:`_NumpyOnlyUnpickler`, but large byte strings are skipped
-    and recorded as :class:`_Span` s, and arrays as :class:`_ArraySpec` s (see :func:`map_dat`)."""
-
-    _allowed = {**_NumpyOnlyUnpickler._allowed,
-                **{(f"{core}.multiarray", "_reconstruct"): _lazy_reconstruct for core in ("numpy.core", "numpy._core")},
-                **{(f"{core}.numeric", "_frombuffer"): _lazy_frombuffer for core in ("numpy.core", "numpy._core")}}
-    dispatch = dict(pickle._Unpickler.dispatch)
-
-    def __init__(self, file, source: str):
-        super().__init__(file, encoding="latin1")
-        self._fh, self._source = file, source
-
-    find_class = _NumpyOnlyUnpickler.find_class
-    persistent_load = _NumpyOnlyUnpickler.persistent_load
-
-    def _bytes(self, n: int, decode=None):
-        frame = self._unframer.current_frame  # protocol 4 writes large strings between frames
-        if n < _LARGE or (frame is not None and frame.tell() < len(frame.getbuffer())):
-            data = self.read(n)
-            if len(data) != n:
-                raise EOFError("pickle data was truncated")
-            self.append(decode(data) if decode else data)
-            return
-        offset = self._fh.tell()
-        self._fh.seek(n, os.SEEK_CUR)
-        self.append(_Span(offset, n))
-
-    def _load_sized(fmt, decode=None):  # noqa: N805 -- builds the opcode handlers below
-        size = struct.calcsize(fmt)
-
-        def load(self):
-            (n,) = struct.unpack(fmt, self.read(size))
-            if n < 0:
-                raise pickle.UnpicklingError("negative byte count")
-            self._bytes(n, decode(self) if decode else None)
-        return load
-
-    dispatch[pickle.BINBYTES[0]] = _load_sized("<I")
-    dispatch[pickle.BINBYTES8[0]] = _load_sized("<Q")
-    dispatch[pickle.BYTEARRAY8[0]] = _load_sized("<Q")
-    dispatch[pickle.BINSTRING[0]] = _load_sized("<i", lambda self: self._decode_string)  # Python-2 str
-    del _load_sized
-
-
-def _map_array(spec, mm: mmap.mmap | None, size: int, path: Path):
-    """An :class:`_ArraySpec` -> ndarray: a read-only view of the mapped file, or a small copy."""
-    if not isinstance(spec, _ArraySpec):
-        return spec
-    if not isinstance(spec.dtype, np.dtype) or spec.dtype.hasobject:
-        raise DeapFormatError(f"{path}: refused to load: an array of {spec.dtype!r}")
-    raw, order = spec.raw, "F" if spec.fortran else "C"
-    n_bytes = int(np.prod(spec.shape, dtype=np.int64)) * spec.dtype.itemsize
-    if isinstance(raw, _Span):
-        if raw.offset + raw.length > size:
-            raise DeapFormatError(f"{path}: not a readable DEAP pickle (truncated or corrupt?): "
-                                  f"an array ends at byte {raw.offset + raw.length} of {size}")
-        if raw.length != n_bytes:
-            raise DeapFormatError(f"{path}: not a readable DEAP pickle (truncated or corrupt?): "
-                                  f"{raw.length} bytes for an array of shape {spec.shape}")
-        return np.ndarray(spec.shape, spec.dtype, buffer=mm, offset=raw.offset, order=order)
-    if isinstance(raw, str):  # a Python-2 str, decoded as latin-1 (what numpy itself does)
-        raw = raw.encode("latin1")
-    if len(raw) != n_bytes:
-        raise DeapFormatError(f"{path}: not a readable DEAP pickle (truncated or corrupt?): "
-                              f"{len(raw)} bytes for an array of shape {spec.shape}")
-    return np.frombuffer(bytes(raw), spec.dtype).reshape(spec.shape, order=order).copy(order=order)
+    return _to_arrays(_read_pickle(path, mapped=False), path, validate)
 
 
 def map_dat(path: str | os.PathLike, *, validate: bool = True) -> dict[str, np.ndarray]:
     """Open one preprocessed DEAP Python file like :func:`load_dat`, without reading its arrays.
 
-    The pickle is walked with the same allow-list as :func:`load_dat` (nothing but numpy's
-    array rebuilders may be named), but every large array is returned as a **read-only view
-    of the memory-mapped file**: its bytes are read from the OS page cache only when (and
-    where) they are used. Preparing windows touches 34 of the 40 channels once, instead of
-    copying all of them into memory first.
+    The pickle is walked with the same rules as :func:`load_dat`, but every large array is
+    returned as a **read-only view of the memory-mapped file**: its bytes are read from the OS
+    page cache only when (and where) they are used. Preparing windows touches 34 of the 40
+    channels once, instead of copying all of them into memory first.
 
     Parameters
     ----------
@@ -305,26 +186,7 @@ def map_dat(path: str | os.PathLike, *, validate: bool = True) -> dict[str, np.n
     """
     path = Path(path)
     _require_file(path)
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        try:
-            obj = _MappingUnpickler(fh, str(path)).load()
-        except DeapFormatError:
-            raise
-        except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError,
-                IndexError, KeyError, MemoryError, struct.error) as exc:
-            raise DeapFormatError(
-                f"{path}: not a readable DEAP pickle (truncated or corrupt?): "
-                f"{type(exc).__name__}: {exc}"
-            ) from None
-        spans = isinstance(obj, dict) and any(isinstance(v, _ArraySpec) and isinstance(v.raw, _Span)
-                                             for v in obj.values())
-        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if spans else None
-    if mm is not None and hasattr(mmap, "MADV_SEQUENTIAL"):
-        mm.madvise(mmap.MADV_SEQUENTIAL)
-    if isinstance(obj, dict):
-        obj = {k: _map_array(v, mm, size, path) for k, v in obj.items()}
-    return _to_arrays(obj, path, validate)
+    return _to_arrays(_read_pickle(path, mapped=True), path, validate)
 
 
 def load_mat(path: str | os.PathLike, *, validate: bool = True) -> dict[str, np.ndarray]:
@@ -352,7 +214,8 @@ def _to_arrays(obj, path: Path, validate: bool) -> dict[str, np.ndarray]:
                               f"found {type(obj).__name__}")
     missing = [k for k in ("data", "labels") if k not in obj]
     if missing:
-        raise DeapFormatError(f"{path}: missing key(s) {missing}; found {sorted(map(str, obj))}")
+        found = ", ".join(safepickle.short_repr(k) for k in list(obj)[:10]) + (", ..." if len(obj) > 10 else "")
+        raise DeapFormatError(f"{path}: missing key(s) {missing}; found [{found}]")
     data, labels = obj["data"], obj["labels"]
     for key, arr in (("data", data), ("labels", labels)):
         if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
