@@ -1,8 +1,11 @@
 """Report of a reproduction run: summary tables (Markdown + CSV) and figures.
 
 ``kdlib report RESULTS_DIR`` calls :func:`write_report`; ``notebooks/05_evaluation.ipynb`` shows
-the same tables. Every table keeps the majority-class accuracy beside the results, and the
-paper's reported numbers beside the full method; runs on the synthetic set say so.
+the same tables. Every method is reported as a mean over subjects with its 95 % interval (seeds
+averaged within each subject first, :mod:`kdlib.stats`), beside the majority-class accuracy and
+the chance band of a mean over subjects; the ablation's steps are paired contrasts with their
+intervals, effect sizes and Holm-adjusted p-values. Runs on the synthetic set say so, and smoke
+runs carry :data:`kdlib.plotting.SMOKE_NOTE` at the top of the summary and on every figure.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .evaluate import METHODS, PAPER_RESULTS, chance_interval, load_results, paired_tests, summarize
+from . import stats
+from .evaluate import PAPER_RESULTS, load_results, paired_tests, summarize
 from .io import atomic_write
 
-__all__ = ["METHOD_NAMES", "run_info", "ablation_table", "write_report"]
+__all__ = ["METHOD_NAMES", "run_info", "run_seeds", "is_smoke", "ablation_table", "contrast_table",
+           "write_report"]
 
 #: How methods are named in tables and figures.
 METHOD_NAMES = {
@@ -34,37 +39,171 @@ METHOD_NAMES = {
 
 
 def run_info(run_dir: str | os.PathLike) -> dict:
-    """The run's ``config.json`` (protocol and data description)."""
+    """The run's ``config.json`` (protocol and data description).
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run folder of :func:`kdlib.evaluate.run_protocol`.
+
+    Returns
+    -------
+    dict
+        ``{"protocol": ..., "data": ...}`` as the run stored it.
+    """
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a kdlib run folder (no config.json)")
     return json.loads(path.read_text())
 
 
-def _pm(mean: float, sd: float) -> str:
-    return f"{100 * mean:.1f} ± {100 * sd:.1f}" if np.isfinite(sd) else f"{100 * mean:.1f}"
+def run_seeds(info: dict) -> list[int]:
+    """The seeds of a run: ``protocol.seeds`` (a list), or the older single ``protocol.seed``.
+
+    Parameters
+    ----------
+    info : dict
+        :func:`run_info` output.
+
+    Returns
+    -------
+    list of int
+    """
+    proto = info["protocol"]
+    if proto.get("seeds") is not None:
+        return [int(s) for s in np.atleast_1d(proto["seeds"])]
+    return [int(proto.get("seed", 0))]
+
+
+def is_smoke(info: dict) -> bool:
+    """Whether a run used the smoke presets (tiny models or a few epochs).
+
+    Parameters
+    ----------
+    info : dict
+        :func:`run_info` output.
+
+    Returns
+    -------
+    bool
+        True when ``model_preset`` or ``train_preset`` is ``"smoke"``.
+    """
+    proto = info["protocol"]
+    return "smoke" in (proto.get("model_preset"), proto.get("train_preset"))
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}" if np.isfinite(x) else ""
+
+
+def _ci(mean: float, low: float, high: float) -> str:
+    """``"62.3 [58.1, 66.5]"`` in %; the mean alone when the interval is undefined."""
+    if not np.isfinite(mean):
+        return ""
+    return f"{100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}]" if np.isfinite(low) else f"{100 * mean:.1f}"
+
+
+def _p(p: float) -> str:
+    return "" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
 
 
 def ablation_table(results: pd.DataFrame, dataset: str = "synthetic") -> pd.DataFrame:
-    """Trial-level accuracy and F1 (mean ± SD over subjects, %) per task and method, with the
-    majority-class accuracy and, for V3, the paper's reported accuracy (real data sets only)."""
+    """The ablation per task and method, in %, for reading (the numbers: :func:`kdlib.evaluate.summarize`).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        A results table (with or without ``seed``).
+    dataset : str
+        The run's data set; for ``deap`` and ``custom`` (BJTU-style) V3's row shows the paper's
+        reported accuracy.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (task, method) with text columns: trial-level accuracy as mean [95 % CI]
+        over subjects, its SD over subjects and its seed-to-seed SD, F1 averaged over folds and
+        F1 pooled from the confusion counts (each mean [95 % CI]), window-level accuracy, the
+        majority-class accuracy, the paper's number, the number of subjects and of seeds.
+    """
     _, overall = summarize(results)
     paper_key = {"deap": "deap", "custom": "bjtu"}.get(dataset)
     rows = []
     for _, r in overall.iterrows():
         paper = PAPER_RESULTS.get((paper_key, r["task"])) if r["method"] == "v3" else None
+        cell = lambda m: _ci(r[f"{m}_mean"], r[f"{m}_ci_low"], r[f"{m}_ci_high"]) if f"{m}_mean" in r else ""  # noqa: E731
         rows.append({"task": r["task"], "method": METHOD_NAMES.get(r["method"], r["method"]),
-                     "accuracy (trial, %)": _pm(r["acc_trial_mean"], r["acc_trial_sd"]),
-                     "F1 (trial, %)": _pm(r["f1_trial_mean"], r["f1_trial_sd"]),
-                     "accuracy (window, %)": _pm(r["acc_window_mean"], r["acc_window_sd"]),
-                     "majority class (%)": f"{100 * r['majority_trial_mean']:.1f}",
+                     "accuracy (trial, %) [95 % CI]": cell("acc_trial"),
+                     "SD over subjects": _pct(r["acc_trial_sd"]),
+                     "seed-to-seed SD": _pct(r["acc_trial_seed_sd"]),
+                     "F1 (trial, fold mean, %)": cell("f1_trial"),
+                     "F1 (trial, pooled, %)": cell("f1_trial_pooled"),
+                     "accuracy (window, %)": cell("acc_window"),
+                     "majority class (%)": _pct(r["majority_trial_mean"]),
                      "paper (%)": f"{paper:.2f}" if paper else "",
-                     "subjects": int(r["n_subjects"])})
+                     "subjects": int(r["n_subjects"]), "seeds": int(r["n_seeds"])})
     return pd.DataFrame(rows)
 
 
+def contrast_table(contrasts: pd.DataFrame, metric: str = "acc_trial") -> pd.DataFrame:
+    """:func:`kdlib.stats.paired_contrasts` output of one metric, formatted for reading.
+
+    Parameters
+    ----------
+    contrasts : pandas.DataFrame
+        Output of :func:`kdlib.stats.paired_contrasts`.
+    metric : str
+        Which metric's rows to show.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Text columns: task, contrast, subjects, mean difference [95 % CI] in percentage points,
+        paired-t p, Wilcoxon p, Cohen's d_z, Holm-adjusted p (t), seed-to-seed SD of the mean
+        difference, and "inside the noise" (yes when the interval includes 0).
+    """
+    if contrasts.empty:
+        return pd.DataFrame()
+    part = contrasts[contrasts["metric"] == metric]
+    return pd.DataFrame({
+        "task": part["task"], "contrast": part["contrast"], "subjects": part["n_subjects"],
+        "difference (pp) [95 % CI]": [_ci(m, lo, hi) for m, lo, hi in zip(part["mean_diff"], part["ci_low"],
+                                                                          part["ci_high"])],
+        "p (paired t)": part["p_t"].map(_p), "p (Wilcoxon)": part["p_wilcoxon"].map(_p),
+        "d_z": part["cohen_dz"].map(lambda d: f"{d:.2f}" if np.isfinite(d) else ""),
+        "p (Holm)": part["p_holm"].map(_p), "seed-to-seed SD (pp)": part["seed_sd"].map(_pct),
+        "inside the noise": part["inside_noise"].map({True: "yes", False: "no"}),
+    }).reset_index(drop=True)
+
+
+def _chance_lines(chance: pd.DataFrame) -> list[str]:
+    lines = []
+    for _, c in chance.iterrows():
+        n = (f"{c['n_trials_min']}" if c["n_trials_min"] == c["n_trials_max"]
+             else f"{c['n_trials_min']}–{c['n_trials_max']}")
+        lines.append(
+            f"- **{c['task']}**: majority class {100 * c['majority_mean']:.1f} %, its band "
+            f"{100 * c['majority_low']:.1f}–{100 * c['majority_high']:.1f} %; guessing (p = 0.5) "
+            f"{100 * c['chance_low']:.1f}–{100 * c['chance_high']:.1f} % for the mean over {c['n_subjects']} "
+            f"subjects of {n} test trials each ({c['band_method']}); one subject alone: "
+            f"{100 * c['single_low']:.0f}–{100 * c['single_high']:.0f} %.")
+    return lines
+
+
+def _figure(plt, plotting, out: Path, name: str, draw, synthetic: bool, smoke: bool, size) -> Path:
+    fig, ax = plt.subplots(figsize=size)
+    draw(ax)
+    plotting.mark_synthetic(fig, synthetic)
+    plotting.mark_smoke(fig, smoke)
+    fig.tight_layout(rect=(0, 0.05 if smoke else 0, 1, 0.97 if synthetic else 1))
+    path = out / name
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> list[Path]:
-    """Write ``summary.md``, ``summary.csv``, ``per_subject.csv``, ``tests.csv`` and figures.
+    """Write the tables (Markdown + CSV) and figures of a run.
 
     Parameters
     ----------
@@ -76,7 +215,12 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     Returns
     -------
     list of Path
-        The files written.
+        The files written: ``summary.csv`` (per task and method: means, SDs, 95 % CIs, seed
+        spread; :func:`kdlib.evaluate.summarize`), ``per_subject.csv``, ``per_seed.csv``,
+        ``ablation.csv`` (:func:`ablation_table`), ``contrasts.csv``
+        (:func:`kdlib.stats.paired_contrasts`), ``tests.csv`` (V3 against every method,
+        :func:`kdlib.evaluate.paired_tests`), ``chance.csv`` (:func:`kdlib.stats.chance_table`),
+        one ``ablation_<task>.png`` and one ``contrasts_<task>.png`` per task, and ``summary.md``.
     """
     import matplotlib
 
@@ -90,57 +234,92 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     results = load_results(run_dir)
     out = Path(out) if out is not None else run_dir / "report"
     dataset = info["data"]["dataset"]
-    synthetic = dataset == "synthetic"
+    synthetic, smoke = dataset == "synthetic", is_smoke(info)
     per_subject, overall = summarize(results)
+    _, per_seed = stats.subject_means(results)
     table = ablation_table(results, dataset)
+    metrics = ("acc_trial", "f1_trial") + (("f1_trial_pooled",) if "f1_trial_pooled" in per_subject else ())
+    contrasts = stats.paired_contrasts(results, metrics=metrics)
     tests = paired_tests(results) if "v3" in set(results["method"]) else pd.DataFrame()
+    chance = stats.chance_table(results) if {"n_trials", "majority_trial"} <= set(results) else pd.DataFrame()
     written = []
-    for name, frame in (("summary.csv", overall), ("per_subject.csv", per_subject), ("tests.csv", tests),
-                        ("ablation.csv", table)):
+    for name, frame in (("summary.csv", overall), ("per_subject.csv", per_subject), ("per_seed.csv", per_seed),
+                        ("ablation.csv", table), ("contrasts.csv", contrasts), ("tests.csv", tests),
+                        ("chance.csv", chance)):
         with atomic_write(out / name, "w") as fh:
             frame.to_csv(fh, index=False)
         written.append(out / name)
     plotting.set_style()
+    seeds = run_seeds(info)
     for task in sorted(set(results["task"])):
-        fig, ax = plt.subplots(figsize=(8, 4))
-        plotting.plot_ablation(per_subject[per_subject["task"] == task], ax=ax, names=METHOD_NAMES)
-        ax.set_title(f"{task}: trial-level accuracy per subject ({info['protocol']['protocol']})")
-        plotting.mark_synthetic(fig, synthetic)
-        fig.tight_layout()
-        path = out / f"ablation_{task}.png"
-        fig.savefig(path)
-        plt.close(fig)
-        written.append(path)
-    md = _markdown(info, results, table, tests, synthetic)
+        subjects = per_subject[per_subject["task"] == task]
+
+        def ablation(ax, subjects=subjects, task=task):
+            plotting.plot_ablation(subjects, ax=ax, names=METHOD_NAMES)
+            ax.set_title(f"{task}: trial-level accuracy per subject, mean and 95 % CI "
+                         f"({info['protocol']['protocol']}, {len(seeds)} seed{'s' * (len(seeds) > 1)})")
+
+        written.append(_figure(plt, plotting, out, f"ablation_{task}.png", ablation, synthetic, smoke, (8, 4.2)))
+        part = contrasts[contrasts["task"] == task] if len(contrasts) else contrasts
+        if len(part):
+            def forest(ax, part=part, task=task):
+                plotting.plot_contrasts(part, metric="acc_trial", ax=ax)
+                ax.set_title(f"{task}: paired contrasts over {int(part['n_subjects'].max())} subjects")
+
+            size = (7.5, 0.55 * part["contrast"].nunique() + 1.8)
+            written.append(_figure(plt, plotting, out, f"contrasts_{task}.png", forest, synthetic, smoke, size))
+    md = _markdown(info, results, table, contrasts, tests, chance, synthetic, smoke)
     with atomic_write(out / "summary.md", "w") as fh:
         fh.write(md)
     written.append(out / "summary.md")
     return written
 
 
-def _markdown(info: dict, results: pd.DataFrame, table: pd.DataFrame, tests: pd.DataFrame, synthetic: bool) -> str:
+def _markdown(info: dict, results: pd.DataFrame, table: pd.DataFrame, contrasts: pd.DataFrame,
+              tests: pd.DataFrame, chance: pd.DataFrame, synthetic: bool, smoke: bool) -> str:
+    from .plotting import SMOKE_NOTE
+
     proto, data = info["protocol"], info["data"]
-    trials_per_subject = results.groupby(["task", "subject", "fold"])["n_trials"].first().groupby(
-        ["task", "subject"]).sum().median()  # every trial is tested once per task
-    lo, hi = chance_interval(int(trials_per_subject))
-    folds = proto["n_folds"] if proto["protocol"] != "loso" else "one per subject"
-    epochs = "" if proto["epochs"] is None else f" ({proto['epochs']} epochs)"
-    control = "; **labels shuffled (control run)**" if proto["shuffle_labels"] else ""
-    lines = [
+    seeds = run_seeds(info)
+    folds = proto.get("n_folds") if proto["protocol"] != "loso" else "one per subject"
+    epochs = "" if proto.get("epochs") is None else f" ({proto['epochs']} epochs)"
+    control = "; **labels shuffled (control run)**" if proto.get("shuffle_labels") else ""
+    lines = [f"**{SMOKE_NOTE}**", ""] if smoke else []
+    lines += [
         f"# kdlib reproduction: {data['dataset']} data, {proto['protocol']} protocol",
         "",
         ("**SYNTHETIC DATA.** These numbers come from kdlib's synthetic DEAP-format set, whose emotion "
          "effects are built in by design: they say nothing about the method on real EEG/EOG.\n" if synthetic else ""),
         f"Subjects: {results['subject'].nunique()}; folds: {folds}; tasks: {', '.join(proto['tasks'])}; "
-        f"model preset: {proto['model_preset']}; train preset: {proto['train_preset']}{epochs}; "
-        f"seed {proto['seed']}{control}",
+        f"model preset: {proto.get('model_preset')}; train preset: {proto.get('train_preset')}{epochs}; "
+        f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}{control}",
         "",
-        "## Ablation (trial-level vote; mean ± SD over subjects)",
+        "## Ablation (trial-level vote; mean and 95 % CI over subjects)",
+        "",
+        "Each subject's score is the mean over its folds within a seed, then over the seeds; the interval "
+        "is the t interval over subjects (the independent units). *Seed-to-seed SD*: how much the mean over "
+        "subjects moves from one seed to the next (empty with one seed): run-to-run noise. *F1 pooled*: macro "
+        "F1 of the confusion counts summed over folds and seeds, beside the mean of per-fold F1.",
         "",
         table.to_markdown(index=False),
         "",
-        f"Chance on one subject's trials (95 % binomial interval): {100 * lo:.0f}–{100 * hi:.0f} %.",
-        "",
+    ]
+    if len(chance):
+        lines += ["## Chance for a mean over subjects", "",
+                  "The 95 % band of the mean over subjects of a classifier that guesses each test trial "
+                  "independently, beside the majority-class baseline (each subject guessing right at its "
+                  "majority rate). A method's mean inside the band is not distinguishable from guessing.", ""]
+        lines += _chance_lines(chance) + [""]
+    if len(contrasts):
+        lines += ["## Paired contrasts (trial-level accuracy, across subjects)", "",
+                  "Mean difference in percentage points with its 95 % t interval, paired t and Wilcoxon "
+                  "signed-rank p, Cohen's d_z, p Holm-adjusted across the contrasts of a task. *Inside the "
+                  "noise*: the interval includes 0 (the interval is not adjusted for the several contrasts; the Holm p "
+                  "is). Compare a difference also with its seed-to-seed SD: a step smaller than the run-to-run "
+                  "noise is not shown to do anything. F1 contrasts are in `contrasts.csv`; the figure per task is "
+                  "`contrasts_<task>.png`.", "",
+                  contrast_table(contrasts).to_markdown(index=False), ""]
+    lines += [
         "For reference, the paper reports for the full method (V3, EOG student, accuracy): DEAP valence "
         f"{PAPER_RESULTS[('deap', 'valence')]} %, arousal {PAPER_RESULTS[('deap', 'arousal')]} %; BJTU-Emotion "
         f"valence {PAPER_RESULTS[('bjtu', 'valence')]} %, arousal {PAPER_RESULTS[('bjtu', 'arousal')]} %. "
@@ -150,4 +329,3 @@ def _markdown(info: dict, results: pd.DataFrame, table: pd.DataFrame, tests: pd.
         lines += ["", "## V3 against every other method (paired across subjects)", "",
                   tests.round(4).to_markdown(index=False)]
     return "\n".join(lines) + "\n"
-
