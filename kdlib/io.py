@@ -4,17 +4,33 @@
 Every cache, data file and result kdlib writes goes through :func:`atomic_write`, so an
 interrupted run leaves either the old file or the new one, never half of one, and nothing
 already written is lost.
+
+A temporary's name says who writes it: ``.<name>.<host>-<pid>-<random>.tmp``. A process killed
+outright (``kill -9``, a power cut) leaves its temporary behind; :func:`remove_stale_temporaries`,
+called when a run or a cache fill starts, deletes those whose writer is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_dir"]
+__all__ = ["atomic_write", "atomic_dir", "remove_stale_temporaries"]
+
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+_TEMPORARY = re.compile(r"^\..+\.tmp$")
+_WRITER = re.compile(r"\.([A-Za-z0-9]+)-(\d+)-[A-Za-z0-9_]+\.tmp$")  # host, pid
+STALE_AFTER_S = 24 * 3600.0  #: a temporary of another host (or of an older kdlib) is stale after a day
+
+
+def _prefix(path: Path) -> str:
+    return f".{path.name}.{_HOST}-{os.getpid()}-"
 
 
 def _umask() -> int:
@@ -46,7 +62,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb"):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=".tmp")
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
     try:
         with os.fdopen(fd, mode) as fh:
@@ -79,7 +95,7 @@ def atomic_dir(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_prefix(path), suffix=".tmp"))
     try:
         yield tmp
         tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; give the folder the usual permissions
@@ -90,3 +106,55 @@ def atomic_dir(path: str | os.PathLike):
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # already gone after the rename
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _is_stale(entry: os.DirEntry, now: float, max_age_s: float) -> bool:
+    writer = _WRITER.search(entry.name)
+    if writer and writer.group(1) == _HOST:
+        return int(writer.group(2)) != os.getpid() and not _alive(int(writer.group(2)))
+    try:
+        return now - entry.stat(follow_symlinks=False).st_mtime > max_age_s
+    except OSError:
+        return False
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, max_age_s: float = STALE_AFTER_S) -> list[Path]:
+    """Delete the temporaries (``.*.tmp`` files and folders) left in ``folder`` by dead writers.
+
+    Parameters
+    ----------
+    folder : path-like
+        Looked into, not below; a missing folder is fine.
+    max_age_s : float
+        A temporary written on this host is stale once its process has ended; one from another
+        host (a shared file system) or without a writer in its name once it is this old.
+
+    Returns
+    -------
+    list of pathlib.Path
+        What was removed.
+    """
+    removed, now = [], time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        if not _TEMPORARY.match(entry.name) or not _is_stale(entry, now, max_age_s):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            Path(entry.path).unlink(missing_ok=True)
+        removed.append(Path(entry.path))
+    return removed

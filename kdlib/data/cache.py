@@ -36,13 +36,13 @@ from dataclasses import replace
 from tqdm.auto import tqdm
 
 from .. import paths
-from ..io import atomic_dir
+from ..io import atomic_dir, remove_stale_temporaries
 from . import deap
 from .recording import Recording
 from .windows import DEFAULT, PrepConfig, WindowSet, concat_windows, make_windows
 
-__all__ = ["CACHE_VERSION", "file_fingerprint", "cache_key", "cached_windows", "prepare_subject",
-           "prepare_dataset", "build_cache", "load_entry", "save_entry", "list_entries"]
+__all__ = ["CACHE_VERSION", "file_fingerprint", "source_fingerprint", "dataset_fingerprints", "cache_key", "cached_windows", "prepare_subject",
+           "prepare_dataset", "build_cache", "load_entry", "save_entry", "list_entries", "clean_temporaries"]
 
 CACHE_VERSION = 2  # bump when the preparation code changes what it produces
 _EDGE = 64 * 1024
@@ -88,6 +88,25 @@ def cache_key(source: str | os.PathLike | Sequence[str | os.PathLike], config: P
     if extra:
         h.update(f"|{extra}".encode())
     return h.hexdigest()
+
+
+def source_fingerprint(sources: Sequence[str | os.PathLike], extra: str = "") -> str:
+    """One subject's data as one fingerprint (32 hex digits): :func:`file_fingerprint` of every
+    source file, in order, and ``extra`` (what else shapes the data, as for :func:`cache_key`)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update("|".join(file_fingerprint(p) for p in sources).encode())
+    if extra:
+        h.update(f"|{extra}".encode())
+    return h.hexdigest()
+
+
+def dataset_fingerprints(data_dir: str | os.PathLike, subjects=None) -> dict[str, str]:
+    """``{subject: fingerprint}`` of a DEAP-format folder (all, or the chosen subjects).
+
+    What a run folder records of its data (:meth:`kdlib.evaluate.DataSpec.fingerprint`): a file
+    rewritten since (even with the same name) or a subject added or removed shows as a change.
+    """
+    return {deap.subject_id_from_path(p): source_fingerprint([p]) for p in deap.subject_files(data_dir, subjects)}
 
 
 _META = ("ratings", "subject", "trial", "start_s", "fs", "eeg_channels", "eog_channels", "threshold", "rule",
@@ -161,7 +180,7 @@ def cached_windows(subject: str, sources: Sequence[str | os.PathLike], config: P
     A corrupt cache entry is replaced (it is derived data); source files are never modified.
     """
     if not use_cache:
-        return make_windows(load_recording(), config)
+        return _checked_windows(load_recording(), config)
     cache_dir = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
     entry = cache_dir / f"{subject}-{cache_key(list(sources), config, extra=extra)}"
     if entry.exists():
@@ -169,9 +188,39 @@ def cached_windows(subject: str, sources: Sequence[str | os.PathLike], config: P
             return load_entry(entry)
         except ValueError:
             _remove(entry)  # rebuilt below
-    ws = make_windows(load_recording(), config)
+    ws = _checked_windows(load_recording(), config)
     save_entry(entry, ws)
     return ws
+
+
+def _checked_windows(rec: Recording, config: PrepConfig) -> WindowSet:
+    """:func:`make_windows`, refusing settings the recording's rate cannot honour and
+    windows that are not all finite (e.g. samples beyond float32's range); ValueError naming
+    the source."""
+    source, fs = rec.source or rec.subject, rec.fs
+    for name in ("window_s", "stride_s"):
+        if round(getattr(config, name) * fs) < 1:
+            raise ValueError(f"{source}: {name} = {getattr(config, name):g} s is shorter than one sample "
+                             f"at {fs:g} Hz")
+    if config.eog_band is not None and config.eog_band[1] >= fs / 2:
+        raise ValueError(f"{source}: eog_band {config.eog_band} Hz needs a sampling rate above "
+                         f"{2 * config.eog_band[1]:g} Hz, the data have {fs:g} Hz")
+    ws = make_windows(rec, config)
+    for name in ("eeg", "eog"):
+        x = getattr(ws, name)
+        if x.size and not (np.isfinite(x.min()) and np.isfinite(x.max())):
+            raise ValueError(f"{source}: the prepared {name.upper()} windows hold NaN or infinite values "
+                             "(samples too large for float32, or a filter that diverged)")
+    return ws
+
+
+def clean_temporaries(cache_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the half-written entries interrupted writers left in the cache folder.
+
+    :func:`prepare_dataset`, :func:`build_cache` and :func:`~kdlib.data.custom.prepare_custom`
+    call it when they start (see :func:`kdlib.io.remove_stale_temporaries`).
+    """
+    return remove_stale_temporaries(Path(cache_dir) if cache_dir is not None else paths.cache_dir())
 
 
 def _remove(entry: Path) -> None:
@@ -221,6 +270,8 @@ def prepare_dataset(data_dir: str | os.PathLike, config: PrepConfig = DEFAULT, s
         All subjects' windows, in subject order.
     """
     files = deap.subject_files(data_dir, subjects)
+    if use_cache:
+        clean_temporaries(cache_dir)
     return _concat_releasing(list(_each_subject(files, config, cache_dir, use_cache, progress, jobs)))
 
 
@@ -247,6 +298,7 @@ def build_cache(data_dir: str | os.PathLike, config: PrepConfig = DEFAULT, subje
         The number of windows in the cache for these subjects.
     """
     files = deap.subject_files(data_dir, subjects)
+    clean_temporaries(cache_dir)
     return sum(len(ws) for ws in _each_subject(files, config, cache_dir, True, progress, jobs))
 
 
@@ -255,6 +307,8 @@ def _each_subject(files: list[Path], config: PrepConfig, cache_dir, use_cache: b
     """``prepare_subject`` of every file, in file order, ``jobs`` at a time in threads, with a bar.
 
     Yields the WindowSets one by one (a caller that drops each keeps one subject in memory)."""
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
     prepare = lambda f: prepare_subject(f, config, cache_dir, use_cache)  # noqa: E731
     bar = dict(total=len(files), desc="prepare", unit="subject", disable=not progress)
     if jobs <= 1:

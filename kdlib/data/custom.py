@@ -91,6 +91,7 @@ __all__ = [
     "process_raw",
     "source_files",
     "prepare_custom",
+    "subject_fingerprints",
 ]
 
 #: Every kind of problem :func:`validate_manifest` and :func:`load_manifest` report.
@@ -106,11 +107,13 @@ PROBLEM_KINDS: tuple[str, ...] = (
     "rating-out-of-range",  # a rating outside the scale, or a missing valence/arousal
     "duplicate-trial",  # the same trial id twice for one subject
     "no-trials",  # a subject with recordings but no trial
+    "overlapping-trials",  # two trials of one recording share samples (they would leak across folds)
 )
 _REQUIRED_COLUMNS = ("subject", "recording", "trial", "onset_s", "duration_s", "valence", "arousal")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")  # subject ids become cache file names
 _SIDECARS = (".fdt", ".eeg", ".vmrk", ".dat")  # data files beside .set / .vhdr headers
 _UV = 1e6  # volts -> microvolts
+FS_RANGE = (32.0, 100_000.0)  #: allowed common sampling rates, Hz (the EOG band-pass reaches 15 Hz)
 
 
 # --- problems ---------------------------------------------------------------------------------
@@ -241,26 +244,105 @@ class Manifest:
 
 # --- reading the manifest ---------------------------------------------------------------------
 
+MAX_MANIFEST_BYTES = 4 << 20  #: a manifest is text of a few kilobytes; larger files are refused
+MAX_NODES = 200_000  #: values in a manifest once YAML aliases are expanded
+MAX_NESTING = 64  #: nesting of YAML collections
+
+
+class _Refused(Exception):
+    """A manifest whose cost would be out of proportion to its size (see :func:`_yaml_loader`)."""
+
+
 def _read_document(path: Path) -> dict:
     """The manifest file as a dict (YAML by PyYAML, TOML by tomllib); ManifestError otherwise."""
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
+    fail = lambda message: ManifestError(path, [Problem("manifest", str(path), message)])  # noqa: E731
+    if suffix not in (".yaml", ".yml", ".toml"):
+        raise fail(f"unknown manifest format {suffix!r}: use .yaml, .yml or .toml")
+    size = path.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise fail(f"{size} bytes is too large for a manifest (at most {MAX_MANIFEST_BYTES}); "
+                   "list the trials in the trials table")
     try:
-        if suffix in (".yaml", ".yml"):
-            doc = _yaml().safe_load(text)
-        elif suffix == ".toml":
-            doc = _tomllib().loads(text)
-        else:
-            raise ManifestError(path, [Problem("manifest", str(path), "unknown manifest format "
-                                               f"{suffix!r}: use .yaml, .yml or .toml")])
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise fail(f"not UTF-8 text (byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r}): "
+                   "save the manifest as UTF-8") from None
+    try:
+        doc = _yaml().load(text, Loader=_yaml_loader()) if suffix != ".toml" else _tomllib().loads(text)
     except ManifestError:
         raise
+    except _Refused as exc:
+        raise fail(f"refused: {exc}") from None
+    except RecursionError:
+        raise fail(f"not valid {suffix[1:].upper()}: nested too deeply") from None
     except Exception as exc:  # yaml.YAMLError, tomllib.TOMLDecodeError
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ManifestError(path, [Problem("manifest", str(path), f"not valid {suffix[1:].upper()}: {first}")]) from None
+        raise fail(f"not valid {suffix[1:].upper()}: {first}") from None
     if not isinstance(doc, dict):
-        raise ManifestError(path, [Problem("manifest", str(path), "the manifest must be a mapping of keys")])
+        raise fail("the manifest must be a mapping of keys")
     return doc
+
+
+def _expanded_size(root) -> int:
+    """Nodes of a composed YAML graph with every alias expanded; :class:`_Refused` on a cycle or
+    beyond :data:`MAX_NODES` (iterative: the graph may be deep once aliases are followed)."""
+    sizes: dict[int, int] = {}
+    stack, open_ = [(root, False)], set()
+    while stack:
+        node, done = stack.pop()
+        children = _children(node)
+        if done:
+            open_.discard(id(node))
+            sizes[id(node)] = total = 1 + sum(sizes[id(c)] for c in children)
+            if total > MAX_NODES:
+                raise _Refused(f"its aliases expand to more than {MAX_NODES} values (a 'billion laughs' document?)")
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_:
+            raise _Refused("an alias refers to a collection that contains it")
+        open_.add(id(node))
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_:
+                raise _Refused("an alias refers to a collection that contains it")
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)]
+
+
+def _children(node) -> list:
+    value = getattr(node, "value", None)
+    if not isinstance(value, list):
+        return []
+    return [x for pair in value for x in pair] if value and isinstance(value[0], tuple) else list(value)
+
+
+def _yaml_loader():
+    """PyYAML's SafeLoader, bounded: collections nested at most :data:`MAX_NESTING` deep, and at
+    most :data:`MAX_NODES` values once aliases are expanded (refused before anything is built)."""
+    yaml = _yaml()
+
+    class BoundedLoader(yaml.SafeLoader):
+        _depth = 0
+
+        def compose_node(self, parent, index):
+            self._depth += 1
+            try:
+                if self._depth > MAX_NESTING:
+                    raise _Refused(f"collections nested deeper than {MAX_NESTING} levels")
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+        def compose_document(self):
+            node = super().compose_document()
+            if node is not None:
+                _expanded_size(node)
+            return node
+
+    return BoundedLoader
 
 
 def _yaml():
@@ -355,6 +437,9 @@ def _parse_preprocessing(value, out: _Collector) -> Preprocessing:
         return Preprocessing()
     _unknown_keys(value, {"fs", "eeg_band", "eeg_reference", "trial_duration_s"}, "preprocessing", out)
     fs = _number(value.get("fs", 128.0), "preprocessing.fs", out) or 128.0
+    if not FS_RANGE[0] <= fs <= FS_RANGE[1]:
+        out.add(f"'preprocessing.fs' must be between {FS_RANGE[0]:g} and {FS_RANGE[1]:g} Hz, got {fs:g}")
+        fs = 128.0
     band = value.get("eeg_band")
     if band is not None:
         ok = isinstance(band, list) and len(band) == 2 and all(
@@ -609,6 +694,7 @@ def _subject_problems(rows, subject: str, where: str, manifest: Manifest) -> lis
         lines = ", ".join(map(str, group["line"]))
         problems.append(Problem("duplicate-trial", f"{where}:{group['line'].iloc[1]}",
                                 f"subject {subject!r} has trial id {int(trial)} more than once (lines {lines})"))
+    problems += _overlap_problems(rows, subject, where, manifest.preprocessing.trial_duration_s)
     columns = ["baseline_s"] + (["duration_s"] if manifest.preprocessing.trial_duration_s is None else [])
     for col in columns:
         values = rows[col].dropna().unique()
@@ -616,6 +702,26 @@ def _subject_problems(rows, subject: str, where: str, manifest: Manifest) -> lis
             hint = "; set preprocessing.trial_duration_s to cut them to one length" if col == "duration_s" else ""
             problems.append(Problem("bad-trial", f"{where} (subject {subject})", f"trials of one subject need "
                                     f"the same {col}, found {sorted(values.tolist())}{hint}"))
+    return problems
+
+
+def _overlap_problems(rows, subject: str, where: str, crop: float | None) -> list[Problem]:
+    """Trials of one recording that share samples: windows cut from both would carry one
+    stretch of signal into two trials, and so across folds (a leak)."""
+    problems = []
+    cols = ["onset_s", "duration_s"]
+    ok = rows[np.isfinite(rows[cols]).all(axis=1) & (rows["duration_s"] > 0)]
+    for recording, group in ok.groupby("recording", sort=False):
+        group = group.sort_values(["onset_s", "line"], kind="stable")
+        ends = group["onset_s"] + (crop if crop is not None else group["duration_s"])
+        prev_end, prev_line = -np.inf, None
+        for onset, end, line in zip(group["onset_s"], ends, group["line"]):
+            if onset < prev_end - 1e-9:
+                problems.append(Problem("overlapping-trials", f"{where}:{line}", f"subject {subject!r}, "
+                                        f"recording {recording!r}: the trial at {onset:g} s starts before "
+                                        f"the trial of line {prev_line} ends ({prev_end:g} s)"))
+            if end > prev_end:
+                prev_end, prev_line = end, line
     return problems
 
 
@@ -641,6 +747,8 @@ def validate_manifest(manifest: Manifest | str | os.PathLike, subjects=None) -> 
     chosen = manifest.subjects if subjects is None else tuple(str(s) for s in subjects)
     problems = [Problem("manifest", str(manifest.path), f"subject {s!r} is not in the manifest")
                 for s in chosen if s not in manifest.subjects]
+    problems += [Problem("manifest", str(manifest.path), f"subject {s!r} is chosen more than once")
+                 for s in sorted({s for s in chosen if chosen.count(s) > 1})]
     headers: dict[tuple[str, str], _Header | None] = {}
     for rec in manifest.recordings:
         if rec.subject not in chosen:
@@ -892,7 +1000,7 @@ def prepare_custom(manifest: Manifest | str | os.PathLike, config: PrepConfig = 
     """
     from tqdm.auto import tqdm
 
-    from .cache import cached_windows
+    from .cache import cached_windows, clean_temporaries
     from .windows import concat_windows
 
     manifest = _as_manifest(manifest)
@@ -901,8 +1009,26 @@ def prepare_custom(manifest: Manifest | str | os.PathLike, config: PrepConfig = 
         raise ManifestError(manifest.path, [Problem("manifest", str(manifest.path), "the subject list is empty")])
     _require_valid(manifest, chosen)
     table, _ = read_trials(manifest)
+    if use_cache:
+        clean_temporaries(cache_dir)
     parts = [cached_windows(s, source_files(manifest, s), config,
                             lambda s=s: load_subject(manifest, s, validate=False), cache_dir, use_cache,
                             extra=_cache_text(manifest, table, s))
              for s in tqdm(chosen, desc="prepare", unit="subject", disable=not progress)]
     return concat_windows(parts)
+
+
+def subject_fingerprints(manifest: Manifest | str | os.PathLike, subjects=None) -> dict[str, str]:
+    """``{subject: fingerprint}`` of a custom data set: every source file of the subject and
+    what else shapes its windows (settings, channel map, its trial rows), as the cache keys it.
+
+    What a run folder records of its data (:meth:`kdlib.evaluate.DataSpec.fingerprint`).
+    """
+    from .cache import source_fingerprint
+
+    manifest = _as_manifest(manifest)
+    chosen = manifest.subjects if subjects is None else tuple(str(s) for s in subjects)
+    table, problems = read_trials(manifest)
+    if problems:
+        raise ManifestError(manifest.path, problems)
+    return {s: source_fingerprint(source_files(manifest, s), _cache_text(manifest, table, s)) for s in chosen}

@@ -280,6 +280,22 @@ def _check_finite(data: np.ndarray, source: str) -> None:
                               f"(trial {t}, channel {ALL_CHANNELS[c]})")
 
 
+def _finite(x: np.ndarray) -> bool:
+    """True when every value of ``x`` is finite: one min and one max pass, no temporary array."""
+    return x.size == 0 or bool(np.isfinite(x.min()) and np.isfinite(x.max()))
+
+
+def _check_float32(eeg: np.ndarray, eog: np.ndarray, source: str) -> None:
+    """Raise naming the first trial and channel whose float32 copy overflowed to infinity."""
+    for x, names in ((eeg, EEG_CHANNELS), (eog, EOG_CHANNELS)):
+        finite = np.isfinite(x).all(axis=2)  # (n_trials, n_channels)
+        if not finite.all():
+            t, c = np.argwhere(~finite)[0]
+            limit = float(np.finfo(np.float32).max)
+            raise DeapFormatError(f"{source}: 'data' holds a value beyond float32's range (|x| > {limit:.3g}) "
+                                  f"in trial {t}, channel {names[c]}: not a plausible sample")
+
+
 def save_dat(path: str | os.PathLike, data: np.ndarray, labels: np.ndarray) -> Path:
     """Write one subject in DEAP's Python format, atomically (temporary file, then rename).
 
@@ -307,6 +323,27 @@ def subject_id_from_path(path: str | os.PathLike) -> str:
     return f"s{int(m.group(1)):02d}"
 
 
+def _subject_key(subject) -> str:
+    """``3``, ``'3'``, ``'s3'`` and ``'s03'`` -> ``'s03'``; other names unchanged."""
+    text = str(subject)
+    m = re.match(r"^s?(\d+)$", text)
+    return f"s{int(m.group(1)):02d}" if m else text
+
+
+def _by_subject(found: list[Path]) -> dict[str, Path]:
+    """Subject id -> file; two files of one subject (``s1.dat`` beside ``s01.dat``) are refused."""
+    by_id: dict[str, Path] = {}
+    for p in found:
+        sid = subject_id_from_path(p)
+        if sid in by_id:
+            raise DeapFormatError(f"{p.parent}: {by_id[sid].name} and {p.name} are both subject {sid}: "
+                                  "keep one of them")
+        if not p.is_file():
+            raise DeapFormatError(f"{p}: not a regular file (a folder or a device named like a subject file?)")
+        by_id[sid] = p
+    return by_id
+
+
 def subject_files(data_dir: str | os.PathLike, subjects=None) -> list[Path]:
     """The subject files of a DEAP-format folder, in subject order.
 
@@ -318,6 +355,12 @@ def subject_files(data_dir: str | os.PathLike, subjects=None) -> list[Path]:
         into when ``data_dir`` is the DEAP root.
     subjects : iterable of int or str, optional
         Subset, e.g. ``[1, 2]`` or ``["s01", "s02"]``. Default: every subject found.
+
+    Raises
+    ------
+    DeapFormatError
+        No such folder or no subject file in it; a subject that is not there or named twice;
+        two files of one subject (``s1.dat`` and ``s01.dat``); a folder named like a subject file.
     """
     root = Path(data_dir).expanduser()
     if not root.is_dir():
@@ -333,15 +376,18 @@ def subject_files(data_dir: str | os.PathLike, subjects=None) -> list[Path]:
             break
     else:
         raise DeapFormatError(f"{root}: no DEAP subject files (sNN.dat or sNN.mat) found")
-    by_id = {subject_id_from_path(p): p for p in found}
+    by_id = _by_subject(found)
     if subjects is None:
         return [by_id[k] for k in sorted(by_id)]
-    wanted = [s if isinstance(s, str) else f"s{int(s):02d}" for s in subjects]
+    wanted = [_subject_key(s) for s in subjects]
+    if not wanted:
+        raise DeapFormatError(f"{root}: the subject list is empty")
+    twice = sorted({s for s in wanted if wanted.count(s) > 1})
+    if twice:
+        raise DeapFormatError(f"{root}: subject(s) {twice} named more than once")
     unknown = [s for s in wanted if s not in by_id]
     if unknown:
         raise DeapFormatError(f"{root}: subject(s) {unknown} not found; have {sorted(by_id)}")
-    if not wanted:
-        raise DeapFormatError(f"{root}: the subject list is empty")
     return [by_id[s] for s in wanted]
 
 
@@ -359,11 +405,13 @@ def load_subject(path: str | os.PathLike) -> Recording:
     validate_deap_arrays(data, labels, source=str(path), check_finite=False)  # finiteness: below
     n_trials = data.shape[0]
     eeg_sl, eog_sl = slice(EEG_IDX[0], EEG_IDX[-1] + 1), slice(EOG_IDX[0], EOG_IDX[-1] + 1)  # slices: no float64 copy
-    eeg = np.ascontiguousarray(data[:, eeg_sl], dtype=np.float32)  # (n_trials, 32, n_samples)
-    eog = np.ascontiguousarray(data[:, eog_sl], dtype=np.float32)  # (n_trials, 2, n_samples)
-    sums = [x.sum(axis=2) for x in (eeg, eog, data[:, eog_sl.stop:])]  # NaN/inf propagate into the sums
-    if not all(np.isfinite(s).all() for s in sums):
-        _check_finite(data, str(path))  # names trial and channel (a float32 overflow alone passes)
+    with np.errstate(over="ignore"):  # a value beyond float32's range becomes inf: refused below
+        eeg = np.ascontiguousarray(data[:, eeg_sl], dtype=np.float32)  # (n_trials, 32, n_samples)
+        eog = np.ascontiguousarray(data[:, eog_sl], dtype=np.float32)  # (n_trials, 2, n_samples)
+    rest = data[:, eog_sl.stop:]  # the peripheral channels: checked, never used
+    if not all(_finite(x) for x in (eeg, eog, rest)):
+        _check_finite(data, str(path))  # names trial and channel of a NaN or inf in the file
+        _check_float32(eeg, eog, str(path))  # finite in the file, beyond float32's range
     return Recording(
         subject=subject_id_from_path(path),
         eeg=eeg,
