@@ -5,15 +5,24 @@ Introduced in ``notebooks/05_evaluation.ipynb``; ``kdlib reproduce`` runs it hea
 One *unit* of work is one fold of one task (of one subject, for the within-subject protocol).
 Inside a unit, in this order and with nothing shared with any other unit::
 
-    split the windows by trial -> train / validation (from the training trials) / test
-    fit the per-channel scaler on the training windows, apply it to all three
+    split the windows by trial -> teaching / quiz / validation (all three from the training
+                                  trials) / test
+    fit the per-channel scaler on the teaching windows, apply it to all four
     majority class        : predict the training majority (the floor)
-    eeg_only, eog_only, late_fusion, teacher : fit(train, val), score on test
-    scratch, v1, v2, v3   : distil the *teacher of this unit* into a fresh EOG student
+    eeg_only, eog_only, late_fusion, teacher : fit(teach, val), score on test
+    scratch, v1, v2, v3   : distil the *teacher of this unit* into a fresh EOG student on the
+                            same teaching windows; only v3 reads the quiz (its feedback batches)
 
 So the teacher is retrained in every fold (its soft labels never saw the fold's test trials),
-early stopping and feedback batches use training trials only, and normalisation statistics come
-from training windows only. Every unit's rows are written to ``<out>/folds/`` atomically as soon
+early stopping uses validation trials and variation 3's feedback uses quiz trials, both carved
+out of the training trials, and normalisation statistics come from teaching windows only. Every
+method of a unit trains on the same teaching windows (``ProtocolConfig.quiz_size`` of the
+training trials are held out for every method, also when v3 is not run, so results do not
+depend on which methods a run includes): V3 − V2 measures the feedback, not a change of data.
+
+Seeds: a run may hold several seeds (``ProtocolConfig.seeds``); each seed changes the folds, the
+initial weights, the batch order and the shuffled-label permutation, and every (task, subject,
+fold, seed) is a unit of its own, resumed on its own. Every unit's rows are written to ``<out>/folds/`` atomically as soon
 as the unit finishes: an interrupted run resumes where it stopped and never repeats a unit.
 
 Metrics: accuracy and macro F1 at window level and at trial level (the trial's prediction is the
@@ -48,6 +57,7 @@ __all__ = [
     "Unit",
     "scores",
     "shuffle_trial_labels",
+    "label_permutation",
     "plan_units",
     "run_unit",
     "run_protocol",
@@ -109,10 +119,11 @@ class ProtocolConfig:
     protocol: Literal["trial_kfold", "loso", "leaky_window"] = "trial_kfold"  # leaky: demonstration only
     n_folds: int = 5  # trial-level folds per subject (trial_kfold, leaky_window)
     val_size: float = 0.2  # share of each fold's training trials kept for validation
+    quiz_size: float = 0.15  # share of each fold's training trials kept as the quiz (v3's feedback batches)
     tasks: tuple[str, ...] = TASKS  # binary tasks, each trained separately
     methods: tuple[str, ...] = METHODS  # what to train in every fold
     subjects: tuple[str, ...] = ()  # subset of subjects ('' = all)
-    seed: int = 0  # folds, initialisation, batch order
+    seeds: tuple[int, ...] = (0,)  # each seed: folds, initialisation, batch order, label shuffle
     model_preset: Literal["smoke", "default", "paper"] = "default"  # kdlib.models presets
     train_preset: Literal["smoke", "default", "paper"] = "default"  # kdlib.train presets
     epochs: int | None = None  # override the preset's epoch budget
@@ -130,6 +141,27 @@ class ProtocolConfig:
         bad = [t for t in self.tasks if t not in TASKS]
         if bad or not self.tasks:
             raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {list(self.tasks)}")
+        for name in ("tasks", "methods", "subjects", "seeds"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name}: each may be given once, got {list(values)}")
+        if not self.seeds or any(not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 0
+                                 for s in self.seeds):
+            raise ValueError(f"seeds must be one or more integers >= 0, got {list(self.seeds)}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.n_folds < 2:
+            raise ValueError(f"n_folds must be at least 2, got {self.n_folds}")
+        if self.protocol == "loso" and self.subjects and len(self.subjects) < 2:
+            raise ValueError(f"the loso protocol needs at least 2 subjects, got {list(self.subjects)}")
+        for name in ("val_size", "quiz_size"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0 <= v < 1):
+                raise ValueError(f"{name} must be in [0, 1), got {v}")
+        if self.val_size + self.quiz_size >= 1:
+            raise ValueError(f"val_size + quiz_size must be < 1, got {self.val_size} + {self.quiz_size}")
+        if "v3" in self.methods and self.quiz_size <= 0:
+            raise ValueError("v3 needs quiz trials for its feedback batches: quiz_size must be > 0")
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -137,15 +169,16 @@ class ProtocolConfig:
 
 @dataclass(frozen=True)
 class Unit:
-    """One fold of one task: the unit of work, of parallelism and of resuming."""
+    """One fold of one task under one seed: the unit of work, of parallelism and of resuming."""
 
     task: str
     fold: int
     subject: str  # the subject (trial_kfold, leaky_window) or the test subject (loso)
+    seed: int = 0
 
     @property
     def key(self) -> str:
-        return f"{self.task}__{self.subject}__fold{self.fold}"
+        return f"{self.task}__{self.subject}__fold{self.fold}__seed{self.seed}"
 
 
 # --- metrics ----------------------------------------------------------------------------------
@@ -197,57 +230,108 @@ def chance_interval(n_trials: int, p: float = 0.5, level: float = 0.95) -> tuple
 
 # --- data ------------------------------------------------------------------------------------
 
+def label_permutation(seed: int, subject: str, n_trials: int) -> np.ndarray:
+    """The shuffled-label control's permutation of one subject's trials.
+
+    It depends on the seed and the subject only (``numpy.random.SeedSequence([seed, crc32(subject)])``),
+    not on which other subjects are loaded or in which protocol: a one-subject load and an
+    all-subject load permute a subject alike, and two subjects never share a permutation by
+    construction. (One generator for everyone would give every subject the *same* permutation
+    when each load holds one subject; DEAP's trials are in video order and subjects rate a
+    video alike, so the shuffled labels would then agree with the true ones equally often in
+    every subject, and the control would be off chance by the same amount everywhere.)
+
+    Parameters
+    ----------
+    seed : int
+    subject : str
+    n_trials : int
+
+    Returns
+    -------
+    ndarray of int, shape (n_trials,)
+    """
+    import zlib
+
+    entropy = [int(seed), zlib.crc32(str(subject).encode("utf-8"))]
+    return np.random.default_rng(np.random.SeedSequence(entropy)).permutation(n_trials)
+
+
 def shuffle_trial_labels(ws: WindowSet, seed: int) -> WindowSet:
     """The control condition: ratings permuted across the trials of each subject.
 
     Windows of one trial keep one (someone else's) rating, so the labels stay trial-consistent
-    but become independent of the signals: every method must then score at chance.
+    but become independent of the signals: every method must then score at chance. Each
+    subject's permutation is :func:`label_permutation` of ``(seed, subject)``.
+
+    Parameters
+    ----------
+    ws : WindowSet
+    seed : int
+
+    Returns
+    -------
+    WindowSet
+        ``ws`` with permuted ``ratings`` (signals untouched).
     """
-    rng = np.random.default_rng(seed)
     ratings = ws.ratings.copy()
     for subject in ws.subjects():
         mine = np.flatnonzero(ws.subject == subject)
         trials, first, inverse = np.unique(ws.trial[mine], return_index=True, return_inverse=True)
-        perm = rng.permutation(len(trials))
+        perm = label_permutation(seed, subject, len(trials))
         ratings[mine] = ws.ratings[mine][first][perm][inverse]
     return replace(ws, ratings=ratings)
 
 
 def plan_units(ws: WindowSet, config: ProtocolConfig) -> list[Unit]:
-    """Every (task, fold, subject) unit of the run, in a fixed order."""
+    """Every (task, fold, subject, seed) unit of the run, in a fixed order (seed outermost, so
+    that an interrupted run has finished whole seeds first).
+
+    Parameters
+    ----------
+    ws : WindowSet
+        The run's windows (their subjects).
+    config : ProtocolConfig
+
+    Returns
+    -------
+    list of Unit
+    """
     subjects = ws.subjects()
     units = []
-    for task in config.tasks:
-        if config.protocol == "loso":
-            units += [Unit(task, k, s) for k, s in enumerate(subjects)]
-        else:
-            units += [Unit(task, k, s) for s in subjects for k in range(config.n_folds)]
+    for seed in config.seeds:
+        for task in config.tasks:
+            if config.protocol == "loso":
+                units += [Unit(task, k, s, seed) for k, s in enumerate(subjects)]
+            else:
+                units += [Unit(task, k, s, seed) for s in subjects for k in range(config.n_folds)]
     return units
 
 
 def _fold_of(ws: WindowSet, unit: Unit, config: ProtocolConfig) -> tuple[WindowSet, Fold]:
     """The windows a unit works on and its fold (recomputed deterministically in the worker)."""
+    sizes = dict(val_size=config.val_size, quiz_size=config.quiz_size, seed=unit.seed)
     if config.protocol == "loso":
-        folds = leave_one_subject_out(ws, unit.task, val_size=config.val_size, seed=config.seed)
+        folds = leave_one_subject_out(ws, unit.task, **sizes)
         fold = next(f for f in folds if f.name == f"loso/{unit.subject}")
         check_no_trial_leakage(ws, fold, by="subject")
         return ws, fold
     mine = ws.subset(np.flatnonzero(ws.subject == unit.subject))
     if config.protocol == "leaky_window":
-        return mine, leaky_window_split(mine, unit.task, config.n_folds, config.val_size, config.seed)[unit.fold]
-    fold = trial_kfold(mine, unit.task, config.n_folds, config.val_size, config.seed)[unit.fold]
+        return mine, leaky_window_split(mine, unit.task, config.n_folds, **sizes)[unit.fold]
+    fold = trial_kfold(mine, unit.task, config.n_folds, **sizes)[unit.fold]
     check_no_trial_leakage(mine, fold)
     return mine, fold
 
 
 # --- one unit --------------------------------------------------------------------------------
 
-def _presets(config: ProtocolConfig, ws: WindowSet):
+def _presets(config: ProtocolConfig, ws: WindowSet, seed: int = 0):
     from . import models, train
 
     model_cfg = {"smoke": models.SMOKE, "default": models.DEFAULT, "paper": models.PAPER}[config.model_preset]
     train_cfg = {"smoke": train.SMOKE, "default": train.DEFAULT, "paper": train.PAPER}[config.train_preset]
-    train_cfg = replace(train_cfg, seed=config.seed, progress=False)
+    train_cfg = replace(train_cfg, seed=seed, progress=False)
     if config.epochs is not None:
         train_cfg = replace(train_cfg, epochs=config.epochs)
     return model_cfg.for_windows(ws), train_cfg
@@ -272,33 +356,41 @@ def run_unit(spec: DataSpec, unit: Unit, config: ProtocolConfig, checkpoint_dir:
 
     if num_threads is not None:
         torch.set_num_threads(num_threads)
-    ws = spec.load(None if config.protocol == "loso" else [unit.subject])
+    ws = spec.load((list(config.subjects) or None) if config.protocol == "loso" else [unit.subject])
     if config.shuffle_labels:
-        ws = shuffle_trial_labels(ws, config.seed)
+        ws = shuffle_trial_labels(ws, unit.seed)
     ws, fold = _fold_of(ws, unit, config)
     scaler = ChannelScaler.fit(ws.subset(fold.train))
-    train, val, test = (scaler.transform(ws.subset(getattr(fold, side))) for side in ("train", "val", "test"))
+    train, quiz, val, test = (scaler.transform(ws.subset(getattr(fold, side))) for side in Fold.SIDES)
     y_train = train.labels(unit.task)
     majority = int(y_train.mean() >= 0.5)
     y_test, groups = test.labels(unit.task), test.groups
-    model_cfg, train_cfg = _presets(config, ws)
+    model_cfg, train_cfg = _presets(config, ws, unit.seed)
+    sizes = dict(n_teach_trials=len(np.unique(train.groups)), n_quiz_trials=len(np.unique(quiz.groups)),
+                 n_val_trials=len(np.unique(val.groups)))
     rows, teacher = [], None
     for method in config.methods:
         t0 = time.perf_counter()
-        prob, extra, model = _train_method(method, train, val, test, unit.task, model_cfg, train_cfg, teacher)
+        prob, extra, model = _train_method(method, train, val, test, unit.task, model_cfg, train_cfg, teacher,
+                                           quiz)
         if method == "teacher":
             teacher = model
         if checkpoint_dir and model is not None:
             from .train import save_checkpoint
 
             save_checkpoint(model, Path(checkpoint_dir) / unit.key / f"{method}.pt", method=method, unit=unit.key)
-        rows.append(dict(task=unit.task, subject=unit.subject, fold=unit.fold, method=method,
-                         **scores(prob, y_test, groups, majority), seconds=time.perf_counter() - t0, **extra))
+        rows.append(dict(task=unit.task, subject=unit.subject, fold=unit.fold, seed=unit.seed, method=method,
+                         **scores(prob, y_test, groups, majority), seconds=time.perf_counter() - t0, **sizes,
+                         **extra))
     return pd.DataFrame(rows)
 
 
-def _train_method(method, train, val, test, task, model_cfg, train_cfg, teacher):
-    """-> (test probabilities (N, 2), extra columns, trained model or None)."""
+def _train_method(method, train, val, test, task, model_cfg, train_cfg, teacher, quiz=None):
+    """-> (test probabilities (N, 2), extra columns, trained model or None).
+
+    Extra columns: ``best_epoch``; for the students the shares of the loss terms at the best
+    epoch; for v3 the number of feedback steps and how far the teacher's outputs moved.
+    """
     from .models import build_model
     from .repro import seed_everything
     from .train import fit, predict
@@ -314,8 +406,10 @@ def _train_method(method, train, val, test, task, model_cfg, train_cfg, teacher)
         teacher = _train_method("teacher", train, val, test, task, model_cfg, train_cfg, None)[2]
     from .distill import PRESETS, distill
 
-    result = distill(teacher, train, val, task, PRESETS[method], train_cfg, model_config=model_cfg)
-    return predict(result.student, test), dict(best_epoch=result.best_epoch), result.student
+    config = PRESETS[method]
+    result = distill(teacher, train, val, task, config, train_cfg, model_config=model_cfg,
+                     quiz=quiz if config.feedback == "meta" else None)  # only v3's feedback reads the quiz
+    return predict(result.student, test), dict(best_epoch=result.best_epoch, **result.summary()), result.student
 
 
 # --- the whole run ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_train import MODEL, QUICK, planted, states_equal  # noqa: E402  (the same tiny planted fold)
 
 from kdlib.distill import (PRESETS, SCRATCH, V1, V2, DistillConfig, StudentWithAdapter, build_student, distill,
-                           feature_cosine, feature_loss, feature_mse, hinton_kd, linear_cka, student_loss,
+                           feature_cosine, feature_loss, feature_mse, hinton_kd, linear_cka, loss_shares, student_loss,
                            teacher_targets, teaching_step)
 from kdlib.models import EOGStudent, FeatureAdapter, FusionTeacher
 from kdlib.repro import seed_everything
@@ -76,6 +76,30 @@ def test_feature_losses():
 
 
 @torch.no_grad()
+def test_feature_term_has_a_stated_scale_whatever_the_teachers():
+    seed_everything(0)
+    adapter = FeatureAdapter(8, 16)
+    s, t = torch.randn(3, 5, 8), torch.randn(3, 5, 16)
+    base = feature_loss(s, t, adapter)
+    assert float(feature_loss(s, 100.0 * t + 7.0, adapter)) == pytest.approx(float(base), rel=1e-4)
+    assert float(feature_loss(s, 100.0 * t, adapter, norm="none")) > 100 * float(feature_loss(s, t, adapter, norm="none"))
+    with pytest.raises(ValueError, match="norm"):
+        feature_loss(s, t, adapter, norm="batch")
+    with pytest.raises(ValueError, match="feature_norm"):
+        replace(V2, feature_norm="batch")
+
+
+def test_loss_shares_add_up_and_follow_the_weights():
+    parts = {"ce": 0.6, "kd": 0.2, "feat": 2.0}
+    sh = loss_shares(parts, alpha=0.5, beta=0.1)
+    assert sh["share_ce"] == pytest.approx(0.6 / 0.9) and sh["share_kd"] == pytest.approx(0.1 / 0.9)
+    assert sum(sh.values()) == pytest.approx(1.0)
+    assert loss_shares({"ce": 0.6, "kd": 0.2, "feat": math.nan}, 0.5, 0.0)["share_feat"] == 0.0
+    assert loss_shares({"ce": 0.6, "kd": math.nan, "feat": math.nan}, 0.0, 0.0) == {
+        "share_ce": 1.0, "share_kd": 0.0, "share_feat": 0.0}
+
+
+@torch.no_grad()
 def test_student_loss_combines_its_parts():
     seed_everything(0)
     model = build_student(MODEL, V2)
@@ -84,8 +108,11 @@ def test_student_loss_combines_its_parts():
     teacher_out = FusionTeacher(MODEL).eval()(torch.randn(4, 32, 128), eog)
     ce = float(F.cross_entropy(out.logits, y))
     kd = float(hinton_kd(out.logits, teacher_out.logits, V2.temperature))
-    feat = float(feature_mse(model.adapter.proj(out.fused), teacher_out.fused))
-    cases = {SCRATCH: ce, V1: ce + V1.alpha * kd, V2: ce + V2.alpha * kd + V2.beta * feat}
+    standardise = lambda x: (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5)  # noqa: E731
+    feat = float(feature_mse(standardise(model.adapter.proj(out.fused)), standardise(teacher_out.fused)))
+    raw = float(feature_mse(model.adapter.proj(out.fused), teacher_out.fused))  # feature_norm="none"
+    cases = {SCRATCH: ce, V1: ce + V1.alpha * kd, V2: ce + V2.alpha * kd + V2.beta * feat,
+             replace(V2, feature_norm="none"): ce + V2.alpha * kd + V2.beta * raw}
     for config, expected in cases.items():
         loss, parts = student_loss(out, teacher_out, y, model.adapter, config)
         assert float(loss) == pytest.approx(expected, rel=1e-5), config.method
@@ -93,6 +120,7 @@ def test_student_loss_combines_its_parts():
         assert math.isnan(parts["feat"]) == (config.beta == 0)
     loss, parts = student_loss(out, None, y, None, SCRATCH)
     assert float(loss) == pytest.approx(ce, rel=1e-5) and math.isnan(parts["kd"])
+    assert 0 <= feat <= 4, "standardised tokens: MSE = 2 (1 - r) is in [0, 4]"
     with pytest.raises(ValueError, match="teacher"):
         student_loss(out, None, y, None, V1)
     with pytest.raises(ValueError, match="FeatureAdapter"):

@@ -119,7 +119,7 @@ def test_students_are_distilled_from_the_teacher_of_their_own_fold(spec, tmp_pat
 
 
 def test_labels_independent_of_signals_give_chance(spec, tmp_path):
-    config = ProtocolConfig(methods=evaluate.METHODS, shuffle_labels=True, seed=3, **FAST)
+    config = ProtocolConfig(methods=evaluate.METHODS, shuffle_labels=True, seeds=(3,), **FAST)
     results = run_protocol(spec, config, out=tmp_path / "control", progress=False)
     n_trials = int(results.groupby(["task", "subject", "fold"])["n_trials"].first().groupby("task").sum().min())
     lo, hi = evaluate.chance_interval(n_trials, level=1 - 0.01 / 18)  # 99 %, Bonferroni over 2 tasks x 9 methods
@@ -156,7 +156,7 @@ def test_run_folder_refuses_another_configuration(spec, tmp_path):
     config = ProtocolConfig(methods=("majority",), tasks=("valence",), **FAST)
     run_protocol(spec, config, out=tmp_path / "run", progress=False)
     with pytest.raises(ValueError, match="another configuration"):
-        run_protocol(spec, ProtocolConfig(methods=("majority",), tasks=("valence",), seed=9, **FAST),
+        run_protocol(spec, ProtocolConfig(methods=("majority",), tasks=("valence",), seeds=(9,), **FAST),
                      out=tmp_path / "run", progress=False)
 
 
@@ -218,3 +218,139 @@ def test_protocol_config_errors():
         ProtocolConfig(protocol="random")
     with pytest.raises(ValueError, match="tasks"):
         ProtocolConfig(tasks=())
+
+
+# --- seeds ------------------------------------------------------------------------------------------
+
+def test_seeds_are_units_of_their_own_and_resume_per_seed(spec, tmp_path, monkeypatch):
+    config = ProtocolConfig(methods=("majority", "eog_only"), tasks=("valence",), seeds=(0, 1), **FAST)
+    clean = run_protocol(spec, config, out=tmp_path / "clean", progress=False)
+    assert sorted(set(clean["seed"])) == [0, 1] and len(clean) == 2 * 2 * 2 * 2  # seeds x subjects x folds x methods
+    by_seed = {s: t.drop(columns=["seed", "seconds"]).reset_index(drop=True) for s, t in clean.groupby("seed")}
+    assert not by_seed[0].equals(by_seed[1]), "another seed must change folds, weights or batch order"
+    real, calls = evaluate.run_unit, {"n": 0}
+
+    def dies_on_sixth(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "run_unit", dies_on_sixth)
+    with pytest.raises(KeyboardInterrupt):
+        run_protocol(spec, config, out=tmp_path / "resumed", progress=False)
+    ran = []
+    monkeypatch.setattr(evaluate, "run_unit", lambda s, u, *a, **k: ran.append(u) or real(s, u, *a, **k))
+    resumed = run_protocol(spec, config, out=tmp_path / "resumed", progress=False)
+    assert len(ran) == 3 and all(u.seed == 1 for u in ran)  # seed 0 finished first; only seed 1's rest reruns
+    pd.testing.assert_frame_equal(_stable(resumed), _stable(clean))
+
+
+@pytest.mark.parametrize("bad, match", [(dict(seeds=()), "seeds"), (dict(seeds=(-1,)), "seeds"),
+                                        (dict(seeds=(1, 1)), "once"), (dict(epochs=0), "epochs"),
+                                        (dict(subjects=("s01", "s01")), "once"),
+                                        (dict(protocol="loso", subjects=("s01",)), "at least 2"),
+                                        (dict(quiz_size=0.0), "quiz"), (dict(quiz_size=1.5), "quiz_size")])
+def test_protocol_config_refuses_bad_settings_before_anything_runs(bad, match):
+    settings = {**FAST, **bad}
+    with pytest.raises(ValueError, match=match):
+        ProtocolConfig(**settings)
+
+
+# --- the quiz split inside the protocol -------------------------------------------------------------
+
+@pytest.mark.parametrize("protocol", ["trial_kfold", "loso"])
+def test_every_unit_has_a_quiz_disjoint_from_teaching_and_validation(spec, protocol):
+    from kdlib.data.splits import Fold
+    config = ProtocolConfig(protocol=protocol, methods=("majority",), seeds=(0, 5), **FAST)
+    ws = spec.load()
+    for unit in evaluate.plan_units(ws, config):
+        mine, fold = evaluate._fold_of(ws, unit, config)
+        sides = {side: set(mine.groups[getattr(fold, side)]) for side in Fold.SIDES}
+        assert sides["quiz"], unit
+        for other in ("train", "val", "test"):
+            assert not sides["quiz"] & sides[other], (unit, other)
+
+
+def test_methods_of_a_unit_share_teaching_windows_and_only_v3_reads_the_quiz(spec, tmp_path, monkeypatch):
+    import kdlib.distill
+    seen = []
+    real = kdlib.distill.distill
+
+    def spy(teacher, train, val, task, config, *args, quiz=None, **kwargs):
+        trials = lambda w: frozenset(zip(w.subject, w.trial.tolist()))  # noqa: E731
+        seen.append((config.method, trials(train), None if quiz is None else trials(quiz)))
+        return real(teacher, train, val, task, config, *args, quiz=quiz, **kwargs)
+
+    monkeypatch.setattr(kdlib.distill, "distill", spy)
+    config = ProtocolConfig(methods=("teacher", "scratch", "v2", "v3"), tasks=("valence",),
+                            subjects=("s01",), **FAST)
+    results = run_protocol(spec, config, out=tmp_path / "quiz", progress=False)
+    per_unit = [seen[i:i + 3] for i in range(0, len(seen), 3)]
+    for unit in per_unit:
+        assert len({train for _, train, _ in unit}) == 1, "every student trains on the same teaching windows"
+        v3_quiz = unit[-1][2]
+        assert unit[-1][0] == "v3" and v3_quiz and not v3_quiz & unit[0][1]
+        assert unit[0][2] is None or unit[0][0] == "v3"
+    v3 = results[results["method"] == "v3"]
+    assert (v3["feedback_steps"] >= 0).all() and v3["teacher_dp"].notna().all()
+    assert results[results["method"] != "majority"].filter(like="n_quiz_trials").gt(0).all().all()
+    students = results[results["method"].isin(["scratch", "v2", "v3"])]
+    assert np.allclose(students[["share_ce", "share_kd", "share_feat"]].sum(axis=1), 1.0)
+
+
+# --- the shuffled-label control -----------------------------------------------------------------------
+
+def test_shuffled_permutations_differ_across_subjects_and_ignore_who_else_is_loaded(spec):
+    ws = spec.load()
+    both = evaluate.shuffle_trial_labels(ws, seed=2)
+    for subject in ws.subjects():
+        alone = evaluate.shuffle_trial_labels(spec.load([subject]), seed=2)
+        assert np.array_equal(alone.ratings, both.ratings[both.subject == subject])
+    perms = [evaluate.label_permutation(2, s, 40) for s in ("s01", "s02", "s03")]
+    assert not np.array_equal(perms[0], perms[1]) and not np.array_equal(perms[1], perms[2])
+    assert np.array_equal(evaluate.label_permutation(2, "s01", 40), perms[0])
+    assert not np.array_equal(evaluate.label_permutation(3, "s01", 40), perms[0])
+
+
+def _video_ordered(n_subjects: int = 12, n_trials: int = 40):
+    """A DEAP-like WindowSet (one window per trial): trials in video order, every subject rates a
+    video alike (videos 1-20 high valence, 21-40 low)."""
+    from kdlib.data.windows import WindowSet
+    n = n_subjects * n_trials
+    video_rating = np.where(np.arange(n_trials) < n_trials // 2, 7.5, 2.5)
+    ratings = np.tile(video_rating, n_subjects)[:, None].repeat(4, axis=1).astype(np.float32)
+    return WindowSet(eeg=np.zeros((n, 1, 2), np.float32), eog=np.zeros((n, 1, 2), np.float32), ratings=ratings,
+                     subject=np.repeat([f"s{i + 1:02d}" for i in range(n_subjects)], n_trials),
+                     trial=np.tile(np.arange(1, n_trials + 1), n_subjects), start_s=np.zeros(n), fs=128.0,
+                     eeg_channels=("a",), eog_channels=("b",))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_control_lands_at_chance_on_video_ordered_data(seed):
+    """An oracle that knows every true label, scored on the shuffled labels: what any model that
+    learned the real signal would reach in the control. Loaded one subject at a time (as the
+    within-subject protocol does), the mean over subjects must sit inside the chance band of a
+    mean over subjects, and subjects must not all agree by the same amount."""
+    ws = _video_ordered()
+    agreement = []
+    for subject in ws.subjects():
+        mine = ws.subset(np.flatnonzero(ws.subject == subject))
+        shuffled = evaluate.shuffle_trial_labels(mine, seed)
+        agreement.append(np.mean(shuffled.labels("valence") == mine.labels("valence")))
+    lo, hi = evaluate.chance_interval(len(ws), level=0.99)  # equal trials per subject: Binomial(S * n) / (S * n)
+    assert lo <= np.mean(agreement) <= hi, agreement
+    assert np.ptp(agreement) > 0, "one permutation for every subject: the control is off chance alike everywhere"
+
+
+def test_loso_uses_only_the_declared_subjects(tmp_path, monkeypatch):
+    root = tmp_path / "three"
+    synthetic.write_dataset(root, synthetic.SynthConfig(n_subjects=3, n_trials=12), progress=False)
+    spec3 = DataSpec(dataset="synthetic", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+    seen = []
+    real = evaluate._fold_of
+    monkeypatch.setattr(evaluate, "_fold_of", lambda ws, u, c: seen.append(set(ws.subjects())) or real(ws, u, c))
+    config = ProtocolConfig(protocol="loso", methods=("majority",), tasks=("valence",),
+                            subjects=("s01", "s03"), **FAST)
+    results = run_protocol(spec3, config, out=tmp_path / "loso", progress=False)
+    assert sorted(results["subject"]) == ["s01", "s03"] and all(s == {"s01", "s03"} for s in seen)

@@ -33,10 +33,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def fold():
-    """A planted fold and its (briefly) trained teacher."""
-    tr, va = planted(seed=0), planted(n_trials=6, seed=1)
+    """A planted fold (teaching, validation, quiz windows) and its (briefly) trained teacher."""
+    tr, va, qz = planted(seed=0), planted(n_trials=6, seed=1), planted(n_trials=6, seed=2)
     seed_everything(0)
-    return tr, va, fit(FusionTeacher(MODEL), tr, va, "valence", QUICK).model
+    return tr, va, qz, fit(FusionTeacher(MODEL), tr, va, "valence", QUICK).model
 
 
 def tiny_problem(seed: int = 0):
@@ -126,9 +126,9 @@ def test_feedback_step_changes_the_teacher_only():
 
 
 def test_teaching_phase_changes_the_student_only(fold):
-    tr, va, teacher = fold
+    tr, va, qz, teacher = fold
     never = replace(V3, feedback_config=replace(V3.feedback_config, every_k=10_000))  # no feedback step at all
-    res = distill(teacher, tr, va, "valence", never, TRAIN)
+    res = distill(teacher, tr, va, "valence", never, TRAIN, quiz=qz)
     assert (res.steps["phase"] == "teaching").all() and (res.steps["teacher_update"] == 0).all()
     assert states_equal(res.teacher, teacher), "teaching steps must leave the teacher (and its BN stats) as is"
     seed_everything(TRAIN.seed)
@@ -136,9 +136,9 @@ def test_teaching_phase_changes_the_student_only(fold):
 
 
 def test_v3_trains_a_copy_and_leaves_the_callers_teacher_bit_identical(fold):
-    tr, va, teacher = fold
+    tr, va, qz, teacher = fold
     before = state(teacher)
-    res = distill(teacher, tr, va, "valence", PRESETS["v3"], TRAIN)
+    res = distill(teacher, tr, va, "valence", PRESETS["v3"], TRAIN, quiz=qz)
     assert same(before, state(teacher))
     assert res.teacher is not teacher and not states_equal(res.teacher, teacher)
     fb_rows = res.steps[res.steps["phase"] == "feedback"]
@@ -152,15 +152,21 @@ def test_v3_trains_a_copy_and_leaves_the_callers_teacher_bit_identical(fold):
     assert res.config.method == "v3" and 1 <= res.best_epoch <= TRAIN.epochs
 
 
-# --- data: feedback batches come from the training windows only -----------------------------------
+# --- data: feedback batches come from the quiz only ----------------------------------------------
 
 def test_distill_takes_no_test_data():
     assert list(inspect.signature(distill).parameters) == [
-        "teacher", "train", "val", "task", "config", "train_config", "model_config", "desc"]
+        "teacher", "train", "val", "task", "config", "train_config", "model_config", "desc", "quiz"]
 
 
-def test_feedback_batches_are_training_windows(fold, monkeypatch):
-    tr, va, teacher = fold
+def test_meta_feedback_refuses_to_run_without_quiz_windows(fold):
+    tr, va, qz, teacher = fold
+    with pytest.raises(ValueError, match="quiz"):
+        distill(teacher, tr, va, "valence", PRESETS["v3"], TRAIN)
+
+
+def test_feedback_batches_are_quiz_windows(fold, monkeypatch):
+    tr, va, qz, teacher = fold
     seen = []
     real = fbmod.feedback_step
 
@@ -169,21 +175,73 @@ def test_feedback_batches_are_training_windows(fold, monkeypatch):
         return real(teacher_, student, adapter, opt, batch, fb_batch, *args, **kw)
 
     monkeypatch.setattr(fbmod, "feedback_step", spy)
-    distill(teacher, tr, va, "valence", PRESETS["v3"], TRAIN)
+    distill(teacher, tr, va, "valence", PRESETS["v3"], TRAIN, quiz=qz)
     assert seen, "the spy saw no feedback step"
-    train_rows = {r.tobytes() for r in tr.eog}
-    val_rows = {r.tobytes() for r in va.eog}
+    quiz_rows = {r.tobytes() for r in qz.eog}
+    other_rows = {r.tobytes() for r in np.concatenate([tr.eog, va.eog])}
     for idx, fb_idx, eog in seen:
-        assert fb_idx.max() < len(tr) and not torch.isin(fb_idx, idx).any()
-        assert torch.equal(eog, torch.from_numpy(tr.eog[fb_idx.numpy()]))
-        assert all(r.tobytes() in train_rows and r.tobytes() not in val_rows for r in eog.numpy())
+        assert fb_idx.max() < len(qz)
+        assert torch.equal(eog, torch.from_numpy(qz.eog[fb_idx.numpy()]))
+        assert all(r.tobytes() in quiz_rows and r.tobytes() not in other_rows for r in eog.numpy())
 
 
-def test_feedback_batch_excludes_the_current_batch_and_is_seeded():
-    cur = torch.arange(10)
-    a = feedback_batch(40, cur, 16, torch.Generator().manual_seed(3))
-    b = feedback_batch(40, cur, 16, torch.Generator().manual_seed(3))
-    assert torch.equal(a, b) and len(a) == 16 and a.min() >= 10 and len(set(a.tolist())) == 16
+def test_feedback_batch_draws_quiz_windows_and_is_seeded():
+    a = feedback_batch(40, 16, torch.Generator().manual_seed(3))
+    b = feedback_batch(40, 16, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and len(a) == 16 and a.max() < 40 and len(set(a.tolist())) == 16
+    assert len(feedback_batch(5, 16, torch.Generator().manual_seed(3))) == 5
+    with pytest.raises(ValueError, match="quiz"):
+        feedback_batch(0, 16, torch.Generator())
+
+
+# --- randomness: what only variation 3 does has streams of its own ------------------------------------
+
+DROPOUT_MODEL = replace(MODEL, dropout=0.3, attn_dropout=0.1)  # the look-ahead then draws random numbers
+
+
+@pytest.fixture(scope="module")
+def dropout_fold():
+    tr, va, qz = planted(seed=0), planted(n_trials=6, seed=1), planted(n_trials=6, seed=2)
+    seed_everything(0)
+    return tr, va, qz, fit(FusionTeacher(DROPOUT_MODEL), tr, va, "valence", QUICK).model
+
+
+def inert(config: DistillConfig) -> DistillConfig:
+    """Variation 3 with its feedback made inert: no meta term, a teacher that cannot change."""
+    return replace(config, feedback_config=replace(config.feedback_config, lam=0.0, teacher_lr=0.0, every_k=2))
+
+
+def test_v3_with_inert_feedback_is_bit_identical_to_v2(dropout_fold):
+    tr, va, qz, teacher = dropout_fold
+    v2 = distill(teacher, tr, va, "valence", V2, TRAIN)
+    v3 = distill(teacher, tr, va, "valence", inert(V3), TRAIN, quiz=qz)
+    assert (v3.steps["phase"] == "feedback").sum() >= 3, "the inert run must still make feedback steps"
+    assert states_equal(v3.student, v2.student) and states_equal(v3.adapter, v2.adapter)
+    from kdlib.train import predict
+    assert np.array_equal(predict(v3.student, va), predict(v2.student, va))
+    assert v3.feedback["teacher_dp"] == 0.0 and v3.feedback["feedback_steps"] >= 3
+
+
+def test_the_inert_check_can_fail_without_the_forked_stream(dropout_fold, monkeypatch):
+    """The same comparison with fork_rng disabled: the look-ahead's dropout then shifts the student's stream."""
+    import contextlib
+    tr, va, qz, teacher = dropout_fold
+    monkeypatch.setattr(torch.random, "fork_rng", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(torch, "manual_seed", lambda seed: None)  # nor reseeded inside the feedback step
+    v2 = distill(teacher, tr, va, "valence", V2, TRAIN)
+    v3 = distill(teacher, tr, va, "valence", inert(V3), TRAIN, quiz=qz)
+    assert not states_equal(v3.student, v2.student)
+
+
+def test_real_feedback_moves_the_teacher_and_logs_it(dropout_fold):
+    tr, va, qz, teacher = dropout_fold
+    strong = replace(V3, feedback_config=replace(V3.feedback_config, every_k=2, teacher_lr=1e-2))
+    res = distill(teacher, tr, va, "valence", strong, TRAIN, quiz=qz)
+    assert res.feedback["feedback_steps"] == (res.steps["phase"] == "feedback").sum() > 0
+    assert res.feedback["teacher_dp"] > 0 and 0 <= res.feedback["teacher_flips"] <= 1
+    assert res.history["feedback_steps"].iloc[-1] == res.feedback["feedback_steps"]
+    summary = res.summary()
+    assert {"share_ce", "share_kd", "share_feat", "feedback_steps", "teacher_dp"} <= set(summary)
 
 
 # --- the metric-driven variant -----------------------------------------------------------------------
@@ -200,7 +258,7 @@ def test_metric_guidance_moves_alpha_and_t_with_the_gap():
 
 
 def test_metric_variant_keeps_the_teacher_and_follows_the_gap(fold):
-    tr, va, teacher = fold
+    tr, va, qz, teacher = fold
     config = replace(V3, method="v3-metric", feedback="metric")
     res = distill(teacher, tr, va, "valence", config, TRAIN)
     assert states_equal(res.teacher, teacher) and (res.steps["phase"] == "teaching").all()
@@ -229,14 +287,14 @@ def test_v3_is_v2_with_feedback():
 
 
 def test_same_seed_gives_identical_logs(fold):
-    tr, va, teacher = fold
-    a = distill(teacher, tr, va, "valence", V3, TRAIN)
-    b = distill(teacher, tr, va, "valence", V3, TRAIN)
+    tr, va, qz, teacher = fold
+    a = distill(teacher, tr, va, "valence", V3, TRAIN, quiz=qz)
+    b = distill(teacher, tr, va, "valence", V3, TRAIN, quiz=qz)
     drop = ["feedback_s"]
     assert a.steps.drop(columns=drop).equals(b.steps.drop(columns=drop))
     assert a.history.drop(columns=["seconds"]).equals(b.history.drop(columns=["seconds"]))
     assert states_equal(a.student, b.student) and states_equal(a.teacher, b.teacher)
-    c = distill(teacher, tr, va, "valence", V3, replace(TRAIN, seed=1))
+    c = distill(teacher, tr, va, "valence", V3, replace(TRAIN, seed=1), quiz=qz)
     assert not a.steps.drop(columns=drop).equals(c.steps.drop(columns=drop))
 
 
@@ -308,9 +366,9 @@ def test_feedback_step_with_cached_branches_changes_fusion_and_head_only():
 
 @pytest.mark.parametrize("scope", ["fusion", "all"])
 def test_v3_scope_decides_which_parts_of_the_teacher_learn(fold, scope):
-    tr, va, teacher = fold
+    tr, va, qz, teacher = fold
     config = replace(V3, feedback_config=replace(V3.feedback_config, teacher_scope=scope))
-    res = distill(teacher, tr, va, "valence", config, TRAIN)
+    res = distill(teacher, tr, va, "valence", config, TRAIN, quiz=qz)
     assert (res.steps["phase"] == "feedback").any()
     before, after = state(teacher), state(res.teacher)
     branches_same = all(torch.equal(before[k], after[k]) for k in before if k.startswith(("eeg.", "eog.")))
@@ -320,7 +378,7 @@ def test_v3_scope_decides_which_parts_of_the_teacher_learn(fold, scope):
 
 
 def test_scope_fusion_needs_a_teacher_with_branches(fold):
-    tr, va, _ = fold
+    tr, va, qz, _ = fold
 
     class Plain(torch.nn.Module):  # a teacher without .branches / .fuse
         config = MODEL
@@ -333,4 +391,4 @@ def test_scope_fusion_needs_a_teacher_with_branches(fold):
             return self.inner(eeg=eeg, eog=eog)
 
     with pytest.raises(ValueError, match="teacher_scope"):
-        distill(Plain(), tr, va, "valence", V3, TRAIN)
+        distill(Plain(), tr, va, "valence", V3, TRAIN, quiz=qz)

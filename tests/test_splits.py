@@ -123,3 +123,56 @@ def test_subject_check_catches_test_subject_in_training():
     check_no_trial_leakage(ws, fold)  # no trial shared ...
     with pytest.raises(LeakageError, match=r"test subject\(s\) \['s02'\] also in train"):
         check_no_trial_leakage(ws, fold, by="subject")  # ... but subject s02 is on both sides
+
+
+# --- the quiz: held-out training trials for variation 3's feedback ---------------------------------
+
+def _sides(ws, fold):
+    return {side: set(ws.groups[getattr(fold, side)]) for side in Fold.SIDES}
+
+
+@settings(max_examples=30, deadline=None)
+@given(ws=layouts(), n_splits=st.integers(2, 4), seed=st.integers(0, 1000),
+       quiz_size=st.sampled_from([0.1, 0.15, 0.25]))
+def test_quiz_is_disjoint_from_every_other_side_at_trial_level(ws, n_splits, seed, quiz_size):
+    folds = [f for s in ws.subjects() for f in trial_kfold(ws, "valence", n_splits, seed=seed, subject=s,
+                                                             quiz_size=quiz_size)]
+    if len(ws.subjects()) > 1:
+        folds += leave_one_subject_out(ws, "valence", seed=seed, quiz_size=quiz_size)
+    for f in folds:
+        check_no_trial_leakage(ws, f, by="subject" if f.name.startswith("loso") else "trial")
+        sides = _sides(ws, f)
+        assert sides["quiz"] and not sides["quiz"] & (sides["train"] | sides["val"] | sides["test"])
+        n_training = len(sides["train"] | sides["quiz"] | sides["val"])
+        assert len(sides["quiz"]) == max(1, round(quiz_size * n_training))
+
+
+def test_quiz_leaves_validation_and_test_as_without_it():
+    ws = _windowset(1, 40, 3, np.random.default_rng(0).uniform(1, 9, 40))
+    plain, quizzed = trial_kfold(ws, "valence", 5, seed=4), trial_kfold(ws, "valence", 5, seed=4, quiz_size=0.15)
+    for a, b in zip(plain, quizzed):
+        assert np.array_equal(a.test, b.test) and np.array_equal(a.val, b.val)
+        assert np.array_equal(np.sort(np.r_[b.train, b.quiz]), a.train) and len(b.quiz) == 5 * 3
+        assert len(a.quiz) == 0
+
+
+def test_leakage_check_catches_a_quiz_trial_that_is_also_taught():
+    ws = _windowset(1, 20, 2, np.random.default_rng(1).uniform(1, 9, 20))
+    f = trial_kfold(ws, "valence", 4, quiz_size=0.2)[0]
+    leaky = Fold(f.index, np.r_[f.train, f.quiz[:1]], f.val, f.test, name="bad", quiz=f.quiz)
+    with pytest.raises(LeakageError, match="train and quiz"):
+        check_no_trial_leakage(ws, leaky)
+    assert set(fold_table(ws, [f])["side"]) == {"train", "quiz", "val", "test"}
+
+
+def test_leaky_split_quiz_takes_training_windows_only():
+    ws = _windowset(1, 20, 4, np.random.default_rng(2).uniform(1, 9, 20))
+    for f in leaky_window_split(ws, "valence", 4, quiz_size=0.15):
+        assert len(f.quiz) and not set(f.quiz) & (set(f.train) | set(f.val) | set(f.test))
+
+
+def test_quiz_and_validation_sizes_are_checked():
+    ws = _windowset(1, 20, 2, np.random.default_rng(3).uniform(1, 9, 20))
+    for kw in (dict(quiz_size=-0.1), dict(quiz_size=float("nan")), dict(val_size=0.5, quiz_size=0.5)):
+        with pytest.raises(ValueError, match="size"):
+            trial_kfold(ws, "valence", 4, **kw)

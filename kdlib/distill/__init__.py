@@ -23,14 +23,14 @@ from .distill import (PRESETS, SCRATCH, V1, V2, V3, DistillConfig, DistillResult
 from .feedback import (TEACHER_SCOPES, FeedbackConfig, FeedbackTerms, branch_outputs, distill_feedback,
                        feedback_batch, feedback_parameters, feedback_step, lookahead_params, meta_objective,
                        metric_guidance, teacher_outputs)
-from .losses import (FEATURE_LOSSES, cross_entropy, feature_cosine, feature_loss, feature_mse, hinton_kd,
-                     student_loss, teaching_step)
+from .losses import (FEATURE_LOSSES, FEATURE_NORMS, cross_entropy, feature_cosine, feature_loss, feature_mse,
+                     hinton_kd, loss_shares, student_loss, teaching_step)
 
 __all__ = [
     "DistillConfig", "SCRATCH", "V1", "V2", "V3", "PRESETS", "DistillResult", "distill",
     "TeacherTargets", "teacher_targets", "StudentWithAdapter", "build_student", "frozen",
     "cross_entropy", "hinton_kd", "feature_mse", "feature_cosine", "FEATURE_LOSSES", "feature_loss",
-    "student_loss", "teaching_step", "linear_cka",
+    "student_loss", "loss_shares", "FEATURE_NORMS", "teaching_step", "linear_cka",
     "FeedbackConfig", "FeedbackTerms", "teacher_outputs", "lookahead_params", "meta_objective", "feedback_step",
     "feedback_batch", "metric_guidance", "distill_feedback", "TEACHER_SCOPES", "branch_outputs",
     "feedback_parameters",

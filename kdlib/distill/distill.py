@@ -64,7 +64,7 @@ from kdlib.train import Batch, FitResult, TrainConfig, class_weights, fit, itera
 
 from .cka import linear_cka
 from .feedback import FEEDBACK_MODES, FeedbackConfig
-from .losses import FEATURE_LOSSES, student_loss
+from .losses import FEATURE_LOSSES, FEATURE_NORMS, loss_shares, student_loss
 
 __all__ = ["DistillConfig", "SCRATCH", "V1", "V2", "V3", "PRESETS", "TeacherTargets", "teacher_targets",
            "StudentWithAdapter", "build_student", "frozen", "DistillResult", "distill"]
@@ -79,6 +79,7 @@ class DistillConfig:
     beta: float = 1.0  # weight of the fused-feature term (0: no feature distillation)
     temperature: float = 2.0  # softmax temperature T of the KD term (scaled by T^2)
     feature_loss: Literal["mse", "cosine"] = "mse"  # distance between adapted features
+    feature_norm: Literal["layernorm", "none"] = "layernorm"  # standardise each token before comparing (losses.py)
     adapter: Literal["linear", "pool"] = "linear"  # learned d -> 2d on the student, or pool 2d -> d on the teacher
     init_from_teacher: bool = False  # start the student's EOG branch from the teacher's (ablation)
     feedback: Literal["none", "meta", "metric"] = "none"  # variation 3: "meta" (default of v3) or "metric"
@@ -89,6 +90,8 @@ class DistillConfig:
             raise ValueError(f"alpha and beta must be >= 0, got {self.alpha}, {self.beta}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}")
         if self.feature_loss not in FEATURE_LOSSES:
             raise ValueError(f"feature_loss must be one of {sorted(FEATURE_LOSSES)}, got {self.feature_loss!r}")
         if self.adapter not in ADAPTERS:
@@ -239,8 +242,9 @@ class DistillResult:
     history : pandas.DataFrame
         One row per epoch: :func:`kdlib.train.fit`'s columns, plus the loss parts ``ce``,
         ``kd`` (``T^2 KL``), ``feat`` (NaN when unused) averaged over the epoch's training
-        windows, and ``cka`` (linear CKA between the student's and the teacher's fused tokens
-        on the validation windows; NaN without teacher).
+        windows, their weighted shares of the loss ``share_ce``, ``share_kd``, ``share_feat``
+        (:func:`~kdlib.distill.losses.loss_shares`), and ``cka`` (linear CKA between the
+        student's and the teacher's fused tokens on the validation windows; NaN without teacher).
     best_epoch : int
     cka_init : float
         ``cka`` of the untrained student (epoch 0).
@@ -254,6 +258,11 @@ class DistillResult:
         the teacher's update); see :func:`kdlib.distill.feedback.distill_feedback`.
     teacher : nn.Module or None
         With ``feedback="meta"``/``"metric"`` only: the trained copy of the teacher (final state).
+    feedback : dict
+        With ``feedback="meta"`` only: ``feedback_steps`` (how many feedback steps the fold
+        made), ``teacher_dp`` (mean ``|p_final - p_initial|`` of the teacher's high-class
+        probability on the teaching windows) and ``teacher_flips`` (share of teaching windows
+        whose teacher prediction changed).
     """
 
     student: EOGStudent
@@ -267,6 +276,15 @@ class DistillResult:
     seconds: float = 0.0
     steps: pd.DataFrame | None = field(default=None, repr=False)
     teacher: nn.Module | None = field(default=None, repr=False)
+    feedback: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """Per-fold numbers for a results table: the loss shares at the best epoch and, for
+        variation 3, :attr:`feedback`."""
+        best = self.history.loc[self.history["epoch"] == self.best_epoch]
+        shares = {c: float(best[c].iloc[0]) for c in ("share_ce", "share_kd", "share_feat")
+                  if c in best and len(best)}
+        return {**shares, **self.feedback}
 
 
 def _ce_weight(train_config: TrainConfig, y: np.ndarray, n_classes: int, device) -> torch.Tensor | None:
@@ -287,8 +305,8 @@ def _student_fused(model: StudentWithAdapter, eog: torch.Tensor, batch_size: int
 class _EpochLog:
     """Accumulates the loss parts of an epoch (weighted by batch size) and scores CKA at its end."""
 
-    def __init__(self, probe_eog: torch.Tensor | None, probe_fused: torch.Tensor | None):
-        self.probe_eog, self.probe_fused = probe_eog, probe_fused
+    def __init__(self, probe_eog: torch.Tensor | None, probe_fused: torch.Tensor | None, config: DistillConfig):
+        self.probe_eog, self.probe_fused, self.config = probe_eog, probe_fused, config
         self.sums, self.n = {}, 0
 
     def add(self, parts: dict, n: int):
@@ -304,13 +322,13 @@ class _EpochLog:
     def __call__(self, epoch: int, model) -> dict:
         row = {k: v / max(self.n, 1) for k, v in self.sums.items()}
         self.sums, self.n = {}, 0
-        row["cka"] = self.cka(model)
+        row.update(loss_shares(row, self.config.alpha, self.config.beta), cka=self.cka(model))
         return row
 
 
 def distill(teacher: nn.Module | None, train: WindowSet, val: WindowSet | None, task: str,
             config: DistillConfig = V2, train_config: TrainConfig = DEFAULT_TRAIN, *,
-            model_config=None, desc: str | None = None) -> DistillResult:
+            model_config=None, desc: str | None = None, quiz: WindowSet | None = None) -> DistillResult:
     """Train the EOG-only student of one fold from the fold's frozen teacher.
 
     Introduced in ``notebooks/03_student_alignment.ipynb``.
@@ -333,6 +351,10 @@ def distill(teacher: nn.Module | None, train: WindowSet, val: WindowSet | None, 
         The student's sizes; default ``teacher.config`` (required without a teacher).
     desc : str, optional
         Progress-bar label.
+    quiz : WindowSet, optional
+        Held-out training-side windows (:attr:`kdlib.data.splits.Fold.quiz`, normalised like
+        ``train``): where variation 3's feedback phase scores the temporary student. Required
+        for ``feedback="meta"``, not read otherwise (so every variation trains on ``train``).
 
     Returns
     -------
@@ -346,7 +368,8 @@ def distill(teacher: nn.Module | None, train: WindowSet, val: WindowSet | None, 
     """
     if config.feedback != "none":
         from .feedback import distill_feedback
-        return distill_feedback(teacher, train, val, task, config, train_config, model_config=model_config, desc=desc)
+        return distill_feedback(teacher, train, val, task, config, train_config, model_config=model_config, desc=desc,
+                                quiz=quiz)
     t0 = time.perf_counter()
     if teacher is None and (config.needs_teacher or config.init_from_teacher):
         raise ValueError(f"{config.method}: this configuration needs the teacher")
@@ -365,7 +388,7 @@ def distill(teacher: nn.Module | None, train: WindowSet, val: WindowSet | None, 
     seed_everything(train_config.seed)
     model = build_student(model_config, config, teacher).to(device)
     weight = _ce_weight(train_config, train.labels(task), model_config.n_classes, device)
-    log = _EpochLog(*probe)
+    log = _EpochLog(*probe, config)
     cka_init = log.cka(model)
 
     def loss_fn(m: StudentWithAdapter, batch: Batch):

@@ -6,10 +6,10 @@ Variation 3 is one configuration of :func:`kdlib.distill.distill`: ``PRESETS["v3
 variation 2 with ``feedback="meta"``. :func:`distill` hands such configurations to
 :func:`distill_feedback`, which alternates two phases::
 
-    every training step (a batch x, y of the fold's training windows):
+    every training step (a batch x, y of the fold's teaching windows):
         [every k-th step] FEEDBACK PHASE -- the student is fixed, the teacher learns
             theta'   = theta - eta * grad_theta L_student(theta; teacher(x))      # look-ahead, create_graph
-            L_meta   = CE(teacher(x), y) + lambda * CE(student_theta'(x_f), y_f)  # x_f: another training batch
+            L_meta   = CE(teacher(x), y) + lambda * CE(student_theta'(x_f), y_f)  # x_f: a quiz batch
             phi     <- Adam step on grad_phi L_meta (clipped)                     # reaches phi through theta'
         TEACHING PHASE -- the teacher is fixed, the student learns
             student <- AdamW step on L_student = CE + alpha * KD_T + beta * feature KD
@@ -42,8 +42,21 @@ Decisions (documented here, tested in ``tests/test_feedback.py``)
 * **Only the student's parameters take the look-ahead step**, not the adapter's: the adapter
   is not on the path from the EOG input to the logits, so its step cannot change the
   temporary student's cross-entropy (the feature term's gradient still flows through it).
-* **Feedback batches come from the training windows only** (``train``; there is no other data
-  argument), drawn by their own seeded generator, never overlapping the current batch.
+* **Feedback batches come from the quiz** (``quiz``: :attr:`kdlib.data.splits.Fold.quiz`,
+  trials of the training side that no model is taught on and that early stopping never sees),
+  drawn by their own seeded generator. The meta-objective then rewards the teacher for the
+  temporary student's accuracy on *unseen trials*, i.e. its generalisation, which is what the
+  feedback is for; drawn from the teaching windows (kdlib < 0.2), it rewarded the teacher for
+  speeding up the student's in-sample fit. The cost: ``ProtocolConfig.quiz_size`` (15 %) of each
+  fold's training trials are held out from *every* method (so that all of them train on the same
+  teaching windows and V3 - V2 measures the feedback, not a change of data): at 40 DEAP trials
+  and 5 folds, 21 teaching trials instead of 26.
+* **Randomness of its own.** Everything only variation 3 does draws from its own streams: the
+  feedback batches from a generator seeded with ``seed + 1``, and the look-ahead (a student
+  forward pass in train mode, so dropout) runs inside :func:`torch.random.fork_rng`, seeded with
+  ``seed + 2 + step``, so that the student's own random stream (dropout masks, batch order) is
+  the one variation 2 sees. With the feedback made inert (``lam=0``, ``teacher_lr=0``) variation 3
+  gives a student bit-identical to variation 2's (tested).
 * **The feedback adjusts the teacher's fusion and head; its two branches stay frozen**
   (``teacher_scope="fusion"``, the default). The paper says the feedback phase "adjusts the
   teacher according to the student's performance" without saying which parts; adjusting how
@@ -54,9 +67,13 @@ Decisions (documented here, tested in ``tests/test_feedback.py``)
   windows, their outputs (:class:`~kdlib.models.BranchOutputs`, every depth the fusion reads)
   are cached, and each batch runs only the fusion and the head on them. ``"all"`` updates the
   whole teacher and runs it in full on every batch (about 2.4-2.9x variation 2 per fold).
-* **Teacher outputs are recomputed on every batch** for ``"meta"`` (it changes, so the cached
-  targets of the frozen path would be stale): from the cached branch outputs (``"fusion"``) or
-  from the raw windows (``"all"``); ``"metric"`` keeps the teacher frozen and its targets cached.
+* **Teacher outputs**: computed once per fold, as for variation 2 (the same function), and used
+  while the teacher has not changed; after its first update they are recomputed on every batch
+  (``"meta"``): from the cached branch outputs (``"fusion"``) or from the raw windows
+  (``"all"``). ``"metric"`` keeps the teacher frozen and its targets cached.
+* **How far the teacher moved** is logged per fold (``DistillResult.feedback``): the number of
+  feedback steps, the mean change of its high-class probability on the teaching windows and the
+  share of those windows whose prediction flipped.
 * **Early stopping** selects the student's epoch by its validation loss, as in variation 2.
 * **Teacher optimiser**: Adam (no weight decay), ``FeedbackConfig.teacher_lr``, constant rate,
   global gradient norm clipped to ``teacher_grad_clip``.
@@ -82,7 +99,7 @@ from kdlib.repro import choose_device, dataloader_generator, seed_everything
 from kdlib.train import Batch, TrainConfig, call_model, fit, iterate_batches, to_tensors
 
 from .cka import linear_cka
-from .losses import cross_entropy, student_loss
+from .losses import cross_entropy, loss_shares, student_loss
 
 if TYPE_CHECKING:  # pragma: no cover
     from .distill import DistillConfig, DistillResult
@@ -120,7 +137,7 @@ class FeedbackConfig:
     every_k: int = 8  # one feedback step after every k teaching steps ("meta"; 8 ~ once per DEAP-subject epoch)
     lam: float = 1.0  # lambda: weight of the temporary student's CE in the teacher's loss
     lookahead_lr: float = 0.1  # eta: SGD step of the temporary student (look-ahead)
-    teacher_lr: float = 1e-4  # Adam learning rate of the teacher (10x below the student's)
+    teacher_lr: float = 1e-4  # Adam learning rate of the teacher (10x below the student's; 0: frozen)
     teacher_grad_clip: float | None = 1.0  # clip the teacher's gradient norm (None: no clipping)
     teacher_scope: Literal["fusion", "all"] = "fusion"  # what the feedback updates: fusion + head, or all
     alpha_gain: float = 2.0  # "metric": alpha *= clip(1 + alpha_gain * gap)
@@ -133,8 +150,9 @@ class FeedbackConfig:
             raise ValueError(f"every_k must be >= 1, got {self.every_k}")
         if self.teacher_scope not in TEACHER_SCOPES:
             raise ValueError(f"teacher_scope must be one of {TEACHER_SCOPES}, got {self.teacher_scope!r}")
-        if self.lam < 0 or self.lookahead_lr <= 0 or self.teacher_lr <= 0:
-            raise ValueError("lam must be >= 0, lookahead_lr and teacher_lr > 0")
+        if not (self.lam >= 0 and self.lookahead_lr > 0 and self.teacher_lr >= 0):
+            raise ValueError(f"lam must be >= 0, lookahead_lr > 0 and teacher_lr >= 0 (0: a teacher that cannot "
+                             f"change), got {self.lam}, {self.lookahead_lr}, {self.teacher_lr}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         lo, hi = self.scale_range
@@ -296,7 +314,8 @@ def meta_objective(teacher: nn.Module, student: nn.Module, adapter: nn.Module | 
     batch : Batch
         The teaching batch: the look-ahead distils on it, the teacher's own CE is scored on it.
     fb_batch : Batch
-        The feedback batch: other training windows, where the temporary student is scored.
+        The feedback batch: quiz windows (held-out training trials), where the temporary
+        student is scored.
     config : DistillConfig
     fb : FeedbackConfig
     weight : Tensor (C,), optional
@@ -338,7 +357,7 @@ def feedback_step(teacher: nn.Module, student: nn.Module, adapter: nn.Module | N
         Over the teacher's parameters that learn (:func:`feedback_parameters`): the gradient is
         taken, clipped and applied for these only.
     batch, fb_batch : Batch
-        Teaching batch and feedback batch (both from the training windows).
+        Teaching batch (teaching windows) and feedback batch (quiz windows).
     config : DistillConfig
     fb : FeedbackConfig
     weight : Tensor (C,), optional
@@ -371,26 +390,24 @@ def feedback_step(teacher: nn.Module, student: nn.Module, adapter: nn.Module | N
                 feedback_grad=_norm(g_fb), teacher_update=_norm([p.detach() - b for p, b in zip(tparams, before)]))
 
 
-def feedback_batch(n: int, batch_index: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-    """Indices of a feedback batch: ``batch_size`` training windows outside the current batch.
+def feedback_batch(n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of a feedback batch: ``batch_size`` of the ``n`` quiz windows, drawn at random.
 
     Parameters
     ----------
     n : int
-        Number of training windows (indices ``0 .. n-1`` of the ``train`` WindowSet).
-    batch_index : Tensor (B,)
-        The current teaching batch (excluded unless nothing else is left).
+        Number of quiz windows (indices ``0 .. n-1`` of the ``quiz`` WindowSet).
     batch_size : int
     generator : torch.Generator
         Seeded: the same seed draws the same feedback batches.
 
     Returns
     -------
-    Tensor (b,) int64
+    Tensor (min(batch_size, n),) int64
     """
-    order = torch.randperm(n, generator=generator)  # (n,)
-    rest = order[~torch.isin(order, batch_index.cpu())]
-    return (rest if len(rest) else order)[:batch_size]
+    if n < 1:
+        raise ValueError("feedback_batch: no quiz windows to draw from")
+    return torch.randperm(n, generator=generator)[:batch_size]  # (b,)
 
 
 def metric_guidance(alpha: float, temperature: float, teacher_acc: float, student_acc: float,
@@ -447,10 +464,12 @@ def _accuracy_and_fused(model: nn.Module, data: dict, batch_size: int,
 class _Loop:
     """State of one fold's feedback training: the step log, the guidance, the teacher's optimiser."""
 
-    def __init__(self, teacher, model, train, val, task, config, train_config, weight, device):
+    def __init__(self, teacher, model, train, val, quiz, task, config, train_config, weight, device):
+        from .distill import teacher_targets
+
         self.teacher, self.model, self.config, self.fb = teacher, model, config, config.feedback_config
         self.weight, self.batch_size = weight, train_config.batch_size
-        self.eval_bs = train_config.eval_batch_size
+        self.eval_bs, self.device, self.seed = train_config.eval_batch_size, device, train_config.seed
         self.tr = to_tensors(train, task, ("eeg", "eog"), device)
         probe = val if val is not None and len(val) else train
         self.va = to_tensors(probe, task, ("eeg", "eog"), device)
@@ -459,20 +478,20 @@ class _Loop:
         self.loss_config = config
         self.step, self.epoch, self.rows, self.sums, self.n = 0, 1, [], {}, 0
         self.run_t = self.run_s = None
-        self.targets = self.tr_branches = self.va_branches = None
+        self.tr_branches = self.va_branches = None
+        self.targets = teacher_targets(teacher, train, self.eval_bs, device)  # as variation 2's, while unchanged
+        self.changed, self.n_feedback = False, 0
         if config.feedback == "meta":
+            self.qz = to_tensors(quiz, task, ("eeg", "eog"), device)
             if self.fb.teacher_scope == "fusion":  # the branches stay frozen: run them once
                 self.tr_branches = branch_outputs(teacher, self.tr["eeg"], self.tr["eog"], self.eval_bs)
                 self.va_branches = branch_outputs(teacher, self.va["eeg"], self.va["eog"], self.eval_bs)
             self.opt = torch.optim.Adam(feedback_parameters(teacher, self.fb.teacher_scope), lr=self.fb.teacher_lr)
-        else:  # "metric": the teacher stays frozen, so its outputs can be cached
-            from .distill import teacher_targets
-            self.targets = teacher_targets(teacher, train, self.eval_bs, device)
         self.teacher_val_acc, self.teacher_val_fused = self.teacher_on_val()
 
-    def batch_of(self, index: torch.Tensor) -> Batch:
-        i = index.to(self.tr["y"].device)
-        return Batch(self.tr["eeg"][i], self.tr["eog"][i], self.tr["y"][i], index)  # (B, ...) each
+    def batch_of(self, data: dict, index: torch.Tensor) -> Batch:
+        i = index.to(data["y"].device)
+        return Batch(data["eeg"][i], data["eog"][i], data["y"][i], index)  # (B, ...) each
 
     def branches_of(self, index: torch.Tensor) -> BranchOutputs | None:
         """The cached branch outputs of training windows ``index`` (None: scope "all")."""
@@ -483,23 +502,34 @@ class _Loop:
         return _accuracy_and_fused(self.teacher, self.va, self.eval_bs, self.va_branches)
 
     def feedback(self, batch: Batch) -> dict:
-        fb_batch = self.batch_of(feedback_batch(len(self.tr["y"]), batch.index, self.batch_size, self.gen))
-        return feedback_step(self.teacher, self.model.student, self.model.adapter, self.opt, batch, fb_batch,
-                             self.config, self.fb, self.weight, branches=self.branches_of(batch.index))
+        """One feedback step on its own random streams (quiz batch, look-ahead dropout)."""
+        fb_batch = self.batch_of(self.qz, feedback_batch(len(self.qz["y"]), self.batch_size, self.gen))
+        devices = [self.device] if torch.device(self.device).type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # the student's stream is left as it was
+            torch.manual_seed(self.seed + 2 + self.step)
+            row = feedback_step(self.teacher, self.model.student, self.model.adapter, self.opt, batch, fb_batch,
+                                self.config, self.fb, self.weight, branches=self.branches_of(batch.index))
+        self.n_feedback += 1
+        self.changed = self.changed or row["teacher_update"] > 0
+        return row
+
+    def teacher_out(self, batch: Batch):
+        """The teacher's outputs for a teaching batch: cached while it has not changed, else recomputed
+        (from the cached branches under "fusion", from the windows under "all")."""
+        if not self.changed:
+            return self.targets.take(batch.index)
+        branches = self.branches_of(batch.index)
+        eeg = None if branches is not None else self.tr["eeg"][batch.index.to(self.tr["y"].device)]
+        return teacher_outputs(self.teacher, eeg, batch.eog, branches)
 
     def loss_fn(self, m, batch: Batch):
         """``fit``'s loss: the feedback phase when due, then the teaching phase's student loss."""
         self.step += 1
         t0 = time.perf_counter()
         is_fb = self.config.feedback == "meta" and self.step > 1 and (self.step - 1) % self.fb.every_k == 0
-        row = self.feedback(self.batch_of(batch.index)) if is_fb else {}
+        row = self.feedback(self.batch_of(self.tr, batch.index)) if is_fb else {}
         t_fb = time.perf_counter() - t0
-        if self.targets is not None:
-            t_out = self.targets.take(batch.index)
-        else:  # the teacher changes: recompute, from the cached branches ("fusion") or the windows ("all")
-            branches = self.branches_of(batch.index)
-            eeg = None if branches is not None else self.tr["eeg"][batch.index.to(self.tr["y"].device)]
-            t_out = teacher_outputs(self.teacher, eeg, batch.eog, branches)
+        t_out = self.teacher_out(batch)
         out = m(eog=batch.eog)
         loss, parts = student_loss(out, t_out, batch.y, m.adapter, self.loss_config, self.weight)
         self.log(row, is_fb, t_fb, loss, parts, out.logits, t_out.logits, batch.y)
@@ -521,16 +551,17 @@ class _Loop:
         self.n += len(y)
 
     def on_epoch_end(self, epoch: int, model) -> dict:
-        """Per-epoch columns: loss parts, CKA with the *current* teacher, accuracies, guidance."""
+        """Per-epoch columns: loss parts and shares, CKA with the *current* teacher, accuracies, guidance."""
         hist = {k: v / max(self.n, 1) for k, v in self.sums.items()}
         self.sums, self.n = {}, 0
-        if self.config.feedback == "meta":
+        if self.changed:
             self.teacher_val_acc, self.teacher_val_fused = self.teacher_on_val()
         s_acc, s_fused = _accuracy_and_fused(model, self.va, self.eval_bs)
         ema = lambda run, x: x if run is None else self.fb.momentum * run + (1 - self.fb.momentum) * x  # noqa: E731
         self.run_t, self.run_s = ema(self.run_t, self.teacher_val_acc), ema(self.run_s, s_acc)
+        hist.update(loss_shares(hist, self.alpha, self.config.beta))
         hist.update(cka=linear_cka(s_fused, self.teacher_val_fused), teacher_val_acc=self.teacher_val_acc,
-                    alpha=self.alpha, temperature=self.temperature)
+                    alpha=self.alpha, temperature=self.temperature, feedback_steps=self.n_feedback)
         if self.config.feedback == "metric":  # the guidance of the next epoch
             self.alpha, self.temperature = metric_guidance(self.config.alpha, self.config.temperature,
                                                            self.run_t, self.run_s, self.fb)
@@ -538,10 +569,24 @@ class _Loop:
         self.epoch += 1
         return hist
 
+    def movement(self) -> dict:
+        """How far the feedback moved the teacher on the teaching windows (per fold)."""
+        if self.config.feedback != "meta":
+            return {}
+        with torch.no_grad():
+            start = self.targets.logits  # (N, C) the teacher as it came
+            end = torch.cat([teacher_outputs(self.teacher, self.tr["eeg"][idx], self.tr["eog"][idx],
+                                             self.branches_of(idx)).logits.float()
+                             for idx in iterate_batches(len(start), self.eval_bs)]) if self.changed else start
+            p0, p1 = start.softmax(-1)[:, -1], end.softmax(-1)[:, -1]  # (N,) high-class probability
+            flips = (start.argmax(-1) != end.argmax(-1)).float().mean()
+        return dict(feedback_steps=self.n_feedback, teacher_dp=float((p1 - p0).abs().mean()),
+                    teacher_flips=float(flips))
+
 
 def distill_feedback(teacher: nn.Module, train: WindowSet, val: WindowSet | None, task: str,
                      config: DistillConfig, train_config: TrainConfig, *, model_config=None,
-                     desc: str | None = None) -> DistillResult:
+                     desc: str | None = None, quiz: WindowSet | None = None) -> DistillResult:
     """Train one fold's student with dynamic feedback (``config.feedback`` = "meta" or "metric").
 
     Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``. Called by
@@ -553,8 +598,12 @@ def distill_feedback(teacher: nn.Module, train: WindowSet, val: WindowSet | None
         This fold's trained teacher. Not modified: a deep copy is trained ("meta"), its fusion
         and head only or all of it (``config.feedback_config.teacher_scope``).
     train, val : WindowSet
-        The fold's training windows (teaching *and* feedback batches) and validation windows
-        (early stopping, the "metric" variant's accuracies, CKA). No other data enters.
+        The fold's teaching windows (teaching batches) and validation windows (early stopping,
+        the "metric" variant's accuracies, CKA).
+    quiz : WindowSet
+        Held-out training trials, normalised like ``train`` (:attr:`kdlib.data.splits.Fold.quiz`):
+        the feedback batches of ``"meta"`` (required there; not read by ``"metric"``). No other
+        data enters.
     task : {'valence', 'arousal'}
     config : DistillConfig
         ``feedback`` in {"meta", "metric"}; knobs in ``config.feedback_config``.
@@ -569,7 +618,8 @@ def distill_feedback(teacher: nn.Module, train: WindowSet, val: WindowSet | None
     DistillResult
         As for variation 2, plus ``steps`` (one row per training step: phase, both losses,
         both batch accuracies, ``alpha``, ``temperature``, the feedback terms, gradient norms and
-        the size of the teacher's update) and ``teacher`` (the fed-back copy, final state).
+        the size of the teacher's update), ``teacher`` (the fed-back copy, final state) and
+        ``feedback`` (steps, the teacher's movement; ``"meta"`` only).
     """
     from .distill import DistillResult, _ce_weight, build_student
 
@@ -578,6 +628,9 @@ def distill_feedback(teacher: nn.Module, train: WindowSet, val: WindowSet | None
         raise ValueError(f"distill_feedback needs feedback 'meta' or 'metric', got {config.feedback!r}")
     if teacher is None:
         raise ValueError(f"{config.method}: feedback needs the teacher")
+    if config.feedback == "meta" and (quiz is None or len(quiz) == 0):
+        raise ValueError(f"{config.method}: feedback='meta' needs quiz windows (held-out training trials, "
+                         f"Fold.quiz; make folds with quiz_size > 0) for its feedback batches")
     if (config.feedback == "meta" and config.feedback_config.teacher_scope == "fusion"
             and not all(hasattr(teacher, a) for a in ("eeg", "eog", "branches", "fuse"))):
         raise ValueError(f"teacher_scope='fusion' needs a teacher with .eeg/.eog branches and .branches/.fuse "
@@ -589,7 +642,7 @@ def distill_feedback(teacher: nn.Module, train: WindowSet, val: WindowSet | None
     seed_everything(train_config.seed)
     model = build_student(model_config, config, teacher).to(device)
     weight = _ce_weight(train_config, train.labels(task), model_config.n_classes, device)
-    loop = _Loop(teacher, model, train, val, task, config, train_config, weight, device)
+    loop = _Loop(teacher, model, train, val, quiz, task, config, train_config, weight, device)
     cka_init = linear_cka(_accuracy_and_fused(model, loop.va, loop.eval_bs)[1], loop.teacher_val_fused)
     result = fit(model, train, val, task, train_config, loss_fn=loop.loss_fn,
                  desc=desc or f"{config.method} {task}", on_epoch_end=loop.on_epoch_end)
@@ -597,4 +650,4 @@ def distill_feedback(teacher: nn.Module, train: WindowSet, val: WindowSet | None
     return DistillResult(student=model.student, adapter=model.adapter, history=result.history,
                          best_epoch=result.best_epoch, cka_init=cka_init, config=config,
                          train_config=train_config, fit=result, seconds=time.perf_counter() - t0,
-                         steps=pd.DataFrame(loop.rows), teacher=teacher)
+                         steps=pd.DataFrame(loop.rows), teacher=teacher, feedback=loop.movement())

@@ -7,12 +7,22 @@ temperature added)::
 
     L = CE(z_s, y)                                            # true labels
       + alpha * T^2 * KL( softmax(z_t / T) || softmax(z_s / T) )   # Hinton KD
-      + beta  * D( A(h_s), P(h_t) )                           # fused-feature distillation
+      + beta  * D( N(A(h_s)), N(P(h_t)) )                     # fused-feature distillation
 
 ``z`` are logits, ``h_t`` the teacher's fused feature ``(B, L, 2d)``, ``h_s`` the student's
-``(B, L, d)``, ``A``/``P`` the two sides of :class:`~kdlib.models.FeatureAdapter` and ``D``
-the mean squared error (default) or the cosine distance. The ``T^2`` factor keeps the KD
-gradient's size independent of ``T`` (the gradient of the softened KL scales as ``1/T^2``).
+``(B, L, d)``, ``A``/``P`` the two sides of :class:`~kdlib.models.FeatureAdapter`, ``N`` a
+layer norm *without parameters* over the feature axis (``feature_norm="layernorm"``, the
+default; ``"none"`` skips it) and ``D`` the mean squared error (default) or the cosine distance.
+The ``T^2`` factor keeps the KD gradient's size independent of ``T`` (the gradient of the
+softened KL scales as ``1/T^2``).
+
+Why ``N``: the teacher's fused features are not on any stated scale. Without it, at the DEFAULT
+sizes the feature MSE was 5.7 at epoch 1 against CE 0.72 and KD 0.16, so about 88 % of variation
+2's loss was feature matching and ``beta`` did not mean what it says. After ``N`` every token is
+a zero-mean, unit-variance vector on both sides, and the MSE between two such vectors is
+``2 (1 - r)`` with ``r`` their Pearson correlation: a number in ``[0, 4]`` (about 2 for unrelated
+features), whatever the teacher's scale. :func:`loss_shares` reports each weighted term's share
+of the student loss, and ``distill`` logs it per epoch.
 
 Nothing here detaches the teacher: :func:`kdlib.distill.distill` feeds cached teacher outputs
 (computed once under ``no_grad``), while the feedback phase (``kdlib.distill.feedback``) may
@@ -32,8 +42,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .distill import DistillConfig
 
-__all__ = ["cross_entropy", "hinton_kd", "feature_mse", "feature_cosine", "FEATURE_LOSSES", "feature_loss",
-           "student_loss", "teaching_step"]
+__all__ = ["cross_entropy", "hinton_kd", "feature_mse", "feature_cosine", "FEATURE_LOSSES", "FEATURE_NORMS",
+           "feature_loss", "student_loss", "loss_shares", "teaching_step"]
+
+FEATURE_NORMS = ("layernorm", "none")
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -85,7 +97,7 @@ FEATURE_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] 
 
 
 def feature_loss(student_fused: torch.Tensor, teacher_fused: torch.Tensor, adapter: FeatureAdapter,
-                 kind: str = "mse") -> torch.Tensor:
+                 kind: str = "mse", norm: str = "layernorm") -> torch.Tensor:
     """Fused-feature distillation through the adapter.
 
     Parameters
@@ -95,6 +107,10 @@ def feature_loss(student_fused: torch.Tensor, teacher_fused: torch.Tensor, adapt
     adapter : kdlib.models.FeatureAdapter
         Brings both to its comparison width (see its docstring for which side changes).
     kind : {'mse', 'cosine'}
+    norm : {'layernorm', 'none'}
+        ``"layernorm"``: both sides are standardised per token over the feature axis (a layer
+        norm without parameters) before ``kind`` compares them, so the term has a stated scale
+        (MSE in ``[0, 4]``); ``"none"``: raw features.
 
     Returns
     -------
@@ -102,7 +118,11 @@ def feature_loss(student_fused: torch.Tensor, teacher_fused: torch.Tensor, adapt
     """
     if kind not in FEATURE_LOSSES:
         raise ValueError(f"feature loss must be one of {sorted(FEATURE_LOSSES)}, got {kind!r}")
+    if norm not in FEATURE_NORMS:
+        raise ValueError(f"feature norm must be one of {FEATURE_NORMS}, got {norm!r}")
     s, t = adapter(student_fused, teacher_fused)  # 2 x (B, L, width)
+    if norm == "layernorm":
+        s, t = F.layer_norm(s, s.shape[-1:]), F.layer_norm(t, t.shape[-1:])  # per token: mean 0, var 1
     return FEATURE_LOSSES[kind](s, t)
 
 
@@ -148,10 +168,37 @@ def student_loss(student_out, teacher_out, y: torch.Tensor, adapter: FeatureAdap
     if config.beta:
         if adapter is None:
             raise ValueError(f"{config.method}: beta > 0 needs a FeatureAdapter")
-        feat = feature_loss(student_out.fused, teacher_out.fused, adapter, config.feature_loss)
+        feat = feature_loss(student_out.fused, teacher_out.fused, adapter, config.feature_loss,
+                            getattr(config, "feature_norm", "layernorm"))
         parts["feat"] = float(feat.detach())
         loss = loss + config.beta * feat
     return loss, parts
+
+
+def loss_shares(parts: dict, alpha: float, beta: float) -> dict:
+    """Each weighted term's share of the student loss: ``CE``, ``alpha * KD``, ``beta * feature``.
+
+    Parameters
+    ----------
+    parts : dict
+        ``ce``, ``kd``, ``feat`` as :func:`student_loss` logs them (before the weights; NaN
+        where unused), e.g. averaged over an epoch.
+    alpha, beta : float
+        The weights in use.
+
+    Returns
+    -------
+    dict
+        ``share_ce``, ``share_kd``, ``share_feat``: fractions summing to 1 (a term not in the
+        loss has share 0).
+    """
+    import math
+
+    def term(weight, value):
+        return weight * value if weight and value is not None and math.isfinite(value) else 0.0
+    weighted = {"ce": parts.get("ce", 0.0), "kd": term(alpha, parts.get("kd")), "feat": term(beta, parts.get("feat"))}
+    total = sum(weighted.values())
+    return {f"share_{k}": (v / total if total > 0 else math.nan) for k, v in weighted.items()}
 
 
 def teaching_step(model: nn.Module, optimizer: torch.optim.Optimizer, eog: torch.Tensor, y: torch.Tensor,
