@@ -354,3 +354,28 @@ def test_loso_uses_only_the_declared_subjects(tmp_path, monkeypatch):
                             subjects=("s01", "s03"), **FAST)
     results = run_protocol(spec3, config, out=tmp_path / "loso", progress=False)
     assert sorted(results["subject"]) == ["s01", "s03"] and all(s == {"s01", "s03"} for s in seen)
+
+
+def test_summaries_and_paired_tests_average_seeds_within_subjects():
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(1)
+    rows = [dict(task="valence", subject=f"s{s:02d}", fold=fold, seed=seed, method=method, acc_trial=acc,
+                 f1_trial=acc, acc_window=acc, f1_window=acc, majority_trial=0.5, majority_window=0.5)
+            for s in range(6) for seed in (0, 1, 2) for method, shift in (("scratch", 0.0), ("v3", 0.05))
+            for fold in range(2) for acc in [0.55 + shift + 0.02 * seed + rng.normal(0, 0.01)]]
+    results = pd.DataFrame(rows)
+    per_subject, overall = evaluate.summarize(results)
+    assert len(per_subject) == 12 and (per_subject["n_seeds"] == 3).all()  # one row per subject, not per seed
+    row = overall.set_index("method").loc["v3"]
+    assert row["n_subjects"] == 6 and row["n_seeds"] == 3
+    assert row["acc_trial_seed_sd"] == pytest.approx(0.02, abs=0.005)  # the seeds move every subject by 0.02
+    x = per_subject.loc[per_subject["method"] == "v3", "acc_trial"]
+    assert (row["acc_trial_ci_low"], row["acc_trial_ci_high"]) == pytest.approx(
+        sps.t.interval(0.95, 5, loc=x.mean(), scale=sps.sem(x)))
+    tests = evaluate.paired_tests(results)
+    wide = per_subject.pivot(index="subject", columns="method", values="acc_trial")
+    t, p = sps.ttest_rel(wide["v3"], wide["scratch"])
+    (r,) = [r for _, r in tests.iterrows()]
+    assert r["n_subjects"] == 6 and r["t"] == pytest.approx(t) and r["p_holm"] == pytest.approx(p)  # one test
+    assert r["ci_low"] > 0 and not r["inside_noise"] and r["seed_sd"] < 0.01  # the seed shift cancels
