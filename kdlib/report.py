@@ -250,7 +250,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
             frame.to_csv(fh, index=False)
         written.append(out / name)
     plotting.set_style()
-    seeds = run_seeds(info)
+    seeds = sorted(set(results["seed"])) if "seed" in results else run_seeds(info)
     for task in sorted(set(results["task"])):
         subjects = per_subject[per_subject["task"] == task]
 
@@ -280,7 +280,9 @@ def _markdown(info: dict, results: pd.DataFrame, table: pd.DataFrame, contrasts:
     from .plotting import SMOKE_NOTE
 
     proto, data = info["protocol"], info["data"]
-    seeds = run_seeds(info)
+    planned = run_seeds(info)
+    seeds = sorted(int(x) for x in results["seed"].unique()) if "seed" in results else planned
+    missing = "" if set(planned) <= set(seeds) else f" (of {', '.join(map(str, planned))} planned)"
     folds = proto.get("n_folds") if proto["protocol"] != "loso" else "one per subject"
     epochs = "" if proto.get("epochs") is None else f" ({proto['epochs']} epochs)"
     control = "; **labels shuffled (control run)**" if proto.get("shuffle_labels") else ""
@@ -292,7 +294,7 @@ def _markdown(info: dict, results: pd.DataFrame, table: pd.DataFrame, contrasts:
          "effects are built in by design: they say nothing about the method on real EEG/EOG.\n" if synthetic else ""),
         f"Subjects: {results['subject'].nunique()}; folds: {folds}; tasks: {', '.join(proto['tasks'])}; "
         f"model preset: {proto.get('model_preset')}; train preset: {proto.get('train_preset')}{epochs}; "
-        f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}{control}",
+        f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}{missing}{control}",
         "",
         "## Ablation (trial-level vote; mean and 95 % CI over subjects)",
         "",

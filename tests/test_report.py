@@ -142,6 +142,15 @@ def test_run_with_two_methods_and_two_subjects_has_no_contrasts(tmp_path):
     assert "Chance for a mean over subjects" in md
 
 
+def test_report_says_which_planned_seeds_are_missing(tmp_path):
+    run = make_run(tmp_path / "run", seeds=(0, 1), n_subjects=3, n_folds=2)
+    config = json.loads((run / "config.json").read_text())
+    config["protocol"]["seeds"] = [0, 1, 2]  # seed 2 never finished
+    (run / "config.json").write_text(json.dumps(config))
+    report.write_report(run)
+    assert "; seeds 0, 1 (of 0, 1, 2 planned)\n" in (run / "report" / "summary.md").read_text()
+
+
 def test_run_seeds_and_is_smoke():
     assert report.run_seeds({"protocol": {"seeds": [0, 1, 2]}}) == [0, 1, 2]
     assert report.run_seeds({"protocol": {"seed": 4}}) == [4]

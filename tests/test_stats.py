@@ -209,6 +209,14 @@ def test_chance_band_with_equal_trials_is_one_binomial():
     assert hi - lo < (single[1] - single[0]) / 40  # a mean over subjects is much tighter
 
 
+def test_chance_band_convolution_reproduces_the_binomial():
+    # p nudged by 1e-13 in one subject: the exact-convolution path, on a case with a known answer
+    for n, p, s in ((40, 0.5, 3), (37, 0.6, 20), (10, 0.3, 5)):
+        lo, hi = stats.chance_band([n] * s, [p] + [p + 1e-13] * (s - 1))
+        blo, bhi = sps.binom.interval(0.95, s * n, p)
+        assert (lo, hi) == pytest.approx((blo / (s * n), bhi / (s * n)), abs=1e-12)
+
+
 def brute_force_band(n, p, level=0.95, draws=400_000, seed=123):
     rng = np.random.default_rng(seed)
     means = (rng.binomial(n, p, size=(draws, len(n))) / np.asarray(n)).mean(axis=1)
