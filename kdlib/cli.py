@@ -17,17 +17,23 @@ and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["main", "command", "arg", "COMMANDS", "CliError"]
+__all__ = ["main", "command", "arg", "COMMANDS", "CliError", "OptionError"]
 
 PROG = "kdlib"
 
 
 class CliError(Exception):
     """A user error: printed as one line ``kdlib CMD: error: message``, exit status 1."""
+
+
+class OptionError(CliError):
+    """A bad option value (names the option): one line, exit status 2 like argparse's errors."""
 
 
 class _UsageError(Exception):
@@ -83,13 +89,28 @@ def _synth(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _subject_list(text: str | None):
-    """``'s01,s02'`` or ``'1 2'`` -> list (ints stay ints for DEAP's sNN ids); None -> None."""
+    """``'s01,s02'`` or ``'1 2'`` -> list (ints stay ints for DEAP's sNN ids); None -> None.
+
+    A subject named twice (``s01,s01``, or ``1,s01``) is refused: it would double its windows.
+    """
     if text is None:
         return None
     items = [t for t in text.replace(",", " ").split() if t]
     if not items:
-        raise CliError("--subjects is empty: name at least one subject (e.g. --subjects s01,s02)")
-    return [int(t) if t.isdigit() else t for t in items]
+        raise OptionError("--subjects is empty: name at least one subject (e.g. --subjects s01,s02)")
+    subjects = [int(t) if t.isdigit() else t for t in items]
+    keys = [_subject_key(s) for s in subjects]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise OptionError(f"--subjects names {', '.join(twice)} more than once (got {text!r})")
+    return subjects
+
+
+def _subject_key(subject) -> str:
+    """``1``, ``'s1'`` and ``'s01'`` -> ``'s01'`` (DEAP's ids); other names unchanged."""
+    text = str(subject)
+    digits = text[1:] if text[:1] == "s" else text
+    return f"s{int(digits):02d}" if digits.isdigit() else text
 
 
 def _prep_config(args: argparse.Namespace):
@@ -276,17 +297,77 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    """What a user's data, files or settings can cause: one line and exit status 1.
+
+    ``OSError`` covers missing files, folders named like files, permissions, a full disk and an
+    unreachable Dask scheduler (its message names the path or the address)."""
     from .data.custom import ManifestError
     from .data.deap import DeapFormatError
 
-    return (CliError, ManifestError, DeapFormatError, FileNotFoundError, NotADirectoryError,
-            PermissionError, ValueError, KeyError)
+    return (CliError, ManifestError, DeapFormatError, OSError, ValueError, KeyError)
 
 
 def _one_line(exc: BaseException) -> str:
     summary = getattr(exc, "summary", None)
     text = summary() if callable(summary) else str(exc)
-    return " ".join(text.split()) or type(exc).__name__
+    text = " ".join(text.split()) or type(exc).__name__
+    return text if len(text) <= 1000 else text[:997] + "..."
+
+
+def _seconds(option: str, lo: float, hi: float, allow_none: bool = False):
+    """A check of a duration option: a finite number of seconds in [lo, hi]."""
+    def check(value):
+        if value is None and allow_none:
+            return None
+        if not (value is not None and math.isfinite(value) and lo <= value <= hi):
+            return f"{option} must be a number of seconds in [{lo:g}, {hi:g}], got {value!r}"
+        return None
+    return check
+
+
+def _at_least(option: str, low: int, allow_none: bool = False):
+    def check(value):
+        if (value is None and allow_none) or (value is not None and value >= low):
+            return None
+        return f"{option} must be a whole number >= {low}, got {value!r}"
+    return check
+
+
+def _finite(option: str):
+    def check(value):
+        return None if math.isfinite(value) else f"{option} must be a finite number, got {value!r}"
+    return check
+
+
+def _folder(option: str):
+    def check(value):
+        if value and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
+            return f"{option} {value}: exists and is not a folder"
+        return None
+    return check
+
+
+#: Checks of option values by ``args`` attribute, run for every command that has the option:
+#: each returns None or the one-line complaint (exit status 2).
+OPTION_CHECKS = {
+    "window_s": _seconds("--window-s", 0.05, 3600.0),
+    "stride_s": _seconds("--stride-s", 0.01, 3600.0, allow_none=True),
+    "threshold": _finite("--threshold"),
+    "jobs": _at_least("--jobs", 1),
+    "folds": _at_least("--folds", 2),
+    "epochs": _at_least("--epochs", 1, allow_none=True),
+    "out": _folder("--out"),
+    "cache_dir": _folder("--cache-dir"),
+    "data_dir": _folder("--data-dir"),
+}
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    for name, check in OPTION_CHECKS.items():
+        if hasattr(args, name):
+            problem = check(getattr(args, name))
+            if problem:
+                raise OptionError(problem)
 
 
 def main(argv=None) -> int:
@@ -303,9 +384,17 @@ def main(argv=None) -> int:
         print(f"{PROG}: error: {exc} (see {PROG} --help)", file=sys.stderr)
         return 2
     try:
+        _check_options(args)
         return cmd.run(args, extra)
+    except OptionError as exc:
+        print(f"{PROG} {cmd.name}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except _user_errors() as exc:
         print(f"{PROG} {cmd.name}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except MemoryError as exc:
+        print(f"{PROG} {cmd.name}: error: out of memory ({_one_line(exc)}): prepare fewer subjects at once "
+              "(--subjects, --jobs 1) or use a larger --stride-s", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG} {cmd.name}: interrupted", file=sys.stderr)
