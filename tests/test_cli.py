@@ -95,7 +95,8 @@ def test_empty_subject_list_and_bad_options(capsys, tmp_path):
     code, _, err = run(capsys, "prepare", "--data-dir", str(tmp_path), "--subjects", " , ")
     assert_one_line_error(code, err, "--subjects is empty")
     code, _, err = run(capsys, "prepare", "--window-s", "-1")
-    assert_one_line_error(code, err, "window_s")
+    assert_one_line_error(code, err, "--window-s")
+    assert code == 2  # a bad option value: usage
     code, _, err = run(capsys, "prepare", "--frobnicate")
     assert code == 2 and "unrecognized arguments: --frobnicate" in err
     code, _, err = run(capsys)
