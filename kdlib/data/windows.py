@@ -50,6 +50,15 @@ __all__ = [
 TASKS: tuple[str, ...] = ("valence", "arousal")
 
 
+_SECONDS = {"window_s": (0.05, 3600.0), "stride_s": (0.01, 3600.0)}  # allowed window length and step, s
+
+
+def _is_number(value) -> bool:
+    """A finite real number (not a bool, not NaN or inf)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and bool(np.isfinite(value))
+
+
 @dataclass(frozen=True)
 class PrepConfig:
     """How a Recording becomes windows. Every field is part of the cache key."""
@@ -63,14 +72,22 @@ class PrepConfig:
     rule: Literal[">", ">="] = ">"  # high if rating > threshold (a rating of exactly 5 is low)
 
     def __post_init__(self):
-        if self.window_s <= 0 or self.stride_s <= 0:
-            raise ValueError(f"window_s and stride_s must be > 0, got {self.window_s}, {self.stride_s}")
+        for name, (lo, hi) in _SECONDS.items():
+            value = getattr(self, name)
+            if not _is_number(value) or not lo <= value <= hi:
+                raise ValueError(f"{name} must be a number of seconds in [{lo:g}, {hi:g}], got {value!r}")
+        if not _is_number(self.threshold):
+            raise ValueError(f"threshold must be a finite number, got {self.threshold!r}")
+        if not isinstance(self.eog_filter_order, int) or not 1 <= self.eog_filter_order <= 16:
+            raise ValueError(f"eog_filter_order must be a whole number in [1, 16], got {self.eog_filter_order!r}")
         if self.baseline not in ("mean", "none"):
             raise ValueError(f"baseline must be 'mean' or 'none', got {self.baseline!r}")
         if self.rule not in (">", ">="):
             raise ValueError(f"rule must be '>' or '>=', got {self.rule!r}")
-        if self.eog_band is not None and not 0 < self.eog_band[0] < self.eog_band[1]:
-            raise ValueError(f"eog_band must be (low, high) with 0 < low < high, got {self.eog_band}")
+        band = self.eog_band
+        if band is not None and not (isinstance(band, tuple) and len(band) == 2 and all(map(_is_number, band))
+                                     and 0 < band[0] < band[1]):
+            raise ValueError(f"eog_band must be (low, high) in Hz with 0 < low < high, got {band!r}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
