@@ -103,6 +103,13 @@ def _ci(mean: float, low: float, high: float) -> str:
     return f"{100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}]" if np.isfinite(low) else f"{100 * mean:.1f}"
 
 
+def _cell(row: pd.Series, metric: str) -> str:
+    """One metric of a :func:`kdlib.stats.method_summary` row as ``mean [low, high]`` (empty if absent)."""
+    if f"{metric}_mean" not in row:
+        return ""
+    return _ci(row[f"{metric}_mean"], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"])
+
+
 def _p(p: float) -> str:
     return "" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
 
@@ -131,14 +138,13 @@ def ablation_table(results: pd.DataFrame, dataset: str = "synthetic") -> pd.Data
     rows = []
     for _, r in overall.iterrows():
         paper = PAPER_RESULTS.get((paper_key, r["task"])) if r["method"] == "v3" else None
-        cell = lambda m: _ci(r[f"{m}_mean"], r[f"{m}_ci_low"], r[f"{m}_ci_high"]) if f"{m}_mean" in r else ""  # noqa: E731
         rows.append({"task": r["task"], "method": METHOD_NAMES.get(r["method"], r["method"]),
-                     "accuracy (trial, %) [95 % CI]": cell("acc_trial"),
+                     "accuracy (trial, %) [95 % CI]": _cell(r, "acc_trial"),
                      "SD over subjects": _pct(r["acc_trial_sd"]),
                      "seed-to-seed SD": _pct(r["acc_trial_seed_sd"]),
-                     "F1 (trial, fold mean, %)": cell("f1_trial"),
-                     "F1 (trial, pooled, %)": cell("f1_trial_pooled"),
-                     "accuracy (window, %)": cell("acc_window"),
+                     "F1 (trial, fold mean, %)": _cell(r, "f1_trial"),
+                     "F1 (trial, pooled, %)": _cell(r, "f1_trial_pooled"),
+                     "accuracy (window, %)": _cell(r, "acc_window"),
                      "majority class (%)": _pct(r["majority_trial_mean"]),
                      "paper (%)": f"{paper:.2f}" if paper else "",
                      "subjects": int(r["n_subjects"]), "seeds": int(r["n_seeds"])})

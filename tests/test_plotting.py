@@ -108,8 +108,8 @@ def test_mark_synthetic_stamps_the_figure_only_when_asked():
 
 def ablation_subjects(n_subjects=6) -> pd.DataFrame:
     rng = np.random.default_rng(3)
-    return pd.DataFrame([dict(task="valence", method=m, subject=f"s{s:02d}", acc_trial=0.5 + shift + rng.normal(0, 0.05),
-                              majority_trial=0.55, n_trials=40)
+    return pd.DataFrame([dict(task="valence", method=m, subject=f"s{s:02d}",
+                              acc_trial=0.5 + shift + rng.normal(0, 0.05), majority_trial=0.55, n_trials=40)
                          for m, shift in (("majority", 0.05), ("scratch", 0.1), ("v3", 0.15))
                          for s in range(n_subjects)])
 
