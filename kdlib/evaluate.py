@@ -111,6 +111,22 @@ class DataSpec:
         folder = dataset_dir(self.dataset, self.data_dir or None)
         return cache.prepare_dataset(folder, self.prep, subjects=subjects, cache_dir=cdir, progress=False)
 
+    def fingerprint(self, subjects=None) -> dict[str, str]:
+        """``{subject: fingerprint}`` of the data this spec reads (all subjects, or ``subjects``).
+
+        The cache's file fingerprints (:func:`kdlib.data.cache.source_fingerprint`: name, size,
+        modification time and the first and last 64 KiB of every source file; for a custom
+        data set also its settings and trial rows). A run folder records it in ``config.json``:
+        rewritten files, or subjects added or removed, show as a change.
+        """
+        from .data import cache, dataset_dir
+
+        if self.dataset == "custom":
+            from .data.custom import load_manifest, subject_fingerprints
+
+            return subject_fingerprints(load_manifest(self.manifest), subjects)
+        return cache.dataset_fingerprints(dataset_dir(self.dataset, self.data_dir or None), subjects)
+
 
 @dataclass(frozen=True)
 class ProtocolConfig:
@@ -415,14 +431,25 @@ def _train_method(method, train, val, test, task, model_cfg, train_cfg, teacher,
 # --- the whole run ---------------------------------------------------------------------------
 
 def _check_run_folder(out: Path, config: ProtocolConfig, spec: DataSpec) -> None:
-    """Create ``out`` with its config, or make sure an existing run has the same config."""
-    record = {"protocol": config.to_dict(), "data": json.loads(json.dumps(asdict(spec)))}
+    """Write ``out/config.json``, or make sure the run it records has these settings and data.
+
+    The record holds the protocol, the data description and the data's fingerprint
+    (:meth:`DataSpec.fingerprint`). A folder with finished folds (``folds/*.csv``) refuses, in
+    one line naming the folder and what differs: other settings, changed data, a corrupt
+    ``config.json``, or folds without one. A folder without finished folds (a start that failed
+    or was stopped early) takes the new record: nothing would be lost.
+    """
+    record = {"protocol": config.to_dict(), "data": json.loads(json.dumps(asdict(spec))),
+              "fingerprint": spec.fingerprint(list(config.subjects) or None)}
     cfg_file = out / "config.json"
-    if cfg_file.is_file():
-        old = json.loads(cfg_file.read_text())
-        if old != record:
-            raise ValueError(f"{out}: holds a run with another configuration; choose another --out "
-                             f"or delete the folder (see {cfg_file})")
+    n_done = sum(1 for _ in (out / "folds").glob("*.csv"))
+    if n_done:
+        change = _record_change(_read_record(cfg_file, n_done), record)
+        if change:
+            raise ValueError(f"{out}: {change}; its {n_done} finished fold(s) are kept: choose another --out, "
+                             "or delete the folder to start again")
+        return
+    if cfg_file.is_file() and _read_record(cfg_file, 0) == record:
         return
     from .repro import environment_report
 
@@ -430,6 +457,56 @@ def _check_run_folder(out: Path, config: ProtocolConfig, spec: DataSpec) -> None
         json.dump(record, fh, indent=2)
     with atomic_write(out / "environment.json", "w") as fh:
         json.dump(environment_report(), fh, indent=2, default=str)
+
+
+def _read_record(cfg_file: Path, n_done: int):
+    """The stored record; None when a folder without finished folds has none (or an unreadable one)."""
+    if not cfg_file.is_file():
+        if n_done:
+            raise ValueError(f"{cfg_file.parent}: holds {n_done} finished fold(s) but no config.json, so "
+                             "nothing says which settings and data made them; choose another --out, or delete "
+                             "the folder to start again")
+        return None
+    try:
+        return json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        if not n_done:
+            return None  # nothing depends on it: it is replaced
+        raise ValueError(f"{cfg_file}: not a readable run record ({type(exc).__name__}: {exc}); it belongs to "
+                         f"{n_done} finished fold(s): restore it, or choose another --out") from None
+
+
+def _record_change(old, new: dict) -> str:
+    """What differs between a stored run record and this run's, in words ('' when nothing)."""
+    if not isinstance(old, dict):
+        return "its config.json is not a run record"
+    for part, what in (("protocol", "settings"), ("data", "data description")):
+        if old.get(part) != new[part]:
+            before, after = old.get(part) or {}, new[part]
+            keys = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k)) \
+                if isinstance(before, dict) else [part]
+            return f"holds a run with another configuration ({what}: {', '.join(map(str, keys[:6]))} differ)"
+    before, after = old.get("fingerprint"), new["fingerprint"]
+    if before == after:
+        return ""
+    if not isinstance(before, dict):
+        return "holds a run whose config.json records no data fingerprint (an older kdlib)"
+    changed = [s for s in after if s in before and before[s] != after[s]]
+    added, removed = [s for s in after if s not in before], [s for s in before if s not in after]
+    words = [f"{label} {', '.join(ids)}" for label, ids in (("rewritten:", changed), ("added:", added),
+                                                           ("removed:", removed)) if ids]
+    return f"the data changed since the run started ({'; '.join(words)})"
+
+
+def _make_run_folder(out: Path) -> None:
+    """Create the run folder; remove temporaries that killed writers left in it."""
+    from .io import remove_stale_temporaries
+
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder; choose another --out")
+    (out / "folds").mkdir(parents=True, exist_ok=True)
+    for folder in (out, out / "folds"):
+        remove_stale_temporaries(folder)
 
 
 def _unit_file(out: Path, unit: Unit) -> Path:
@@ -467,10 +544,10 @@ def run_protocol(spec: DataSpec, config: ProtocolConfig, out: str | os.PathLike 
     from tqdm.auto import tqdm
 
     out = paths.resolve(out, paths.results_dir() / "run")
-    out.mkdir(parents=True, exist_ok=True)
+    _make_run_folder(out)
+    _check_run_folder(out, config, spec)  # before any preparation: refuses changed data at once
     subjects = list(config.subjects) or None
     ws = spec.load(subjects)  # fills the cache once, in this process, and fixes the subject list
-    _check_run_folder(out, config, spec)
     units = plan_units(ws, config)
     todo = [u for u in units if not _unit_file(out, u).is_file()]
     ckpt = str(out / "checkpoints") if config.save_checkpoints else None
@@ -489,6 +566,9 @@ def run_protocol(spec: DataSpec, config: ProtocolConfig, out: str | os.PathLike 
     return results
 
 
+DASK_CONNECT_S = 10.0  #: how long a run waits for the Dask scheduler to answer
+
+
 class _backend:
     """Context: joblib settings for the chosen backend (a Dask client lives as long as the run)."""
 
@@ -505,11 +585,19 @@ class _backend:
                 raise ImportError("the dask backend needs dask.distributed: pip install 'kdlib[cluster]'") from None
             if self.scheduler is None:
                 raise ValueError("the dask backend needs a scheduler address (--scheduler tcp://host:8786)")
-            self.client = self.scheduler if isinstance(self.scheduler, Client) else Client(self.scheduler)
+            self.client = self.scheduler if isinstance(self.scheduler, Client) else self._connect(Client)
             return dict(backend="dask", n_jobs=-1)
         if self.backend == "sequential" or self.n_jobs == 1:
             return dict(backend="sequential", n_jobs=1)
         return dict(backend="loky", n_jobs=self.n_jobs, inner_max_num_threads=1)
+
+    def _connect(self, client_class):
+        """A client of the scheduler, or one line within :data:`DASK_CONNECT_S` seconds."""
+        try:
+            return client_class(self.scheduler, timeout=DASK_CONNECT_S)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConnectionError(f"Dask scheduler {self.scheduler!r}: not reachable within {DASK_CONNECT_S:g} s "
+                                  f"({type(exc).__name__}: {exc}); is it running, and is the address right?") from None
 
     def __exit__(self, *exc):
         if self.client is not None and self.client is not self.scheduler:
