@@ -39,7 +39,7 @@ NB_ARGS ?=
 # here (see README); for the full-size models or a real DEAP copy use e.g.
 # REPRO_ARGS="--preset paper --jobs 2" to run all 32 subjects.
 RUN_OUT ?= results/$(DATASET)
-REPRO_ARGS ?= --folds 5 --preset smoke --epochs 10 --jobs 2
+REPRO_ARGS ?= --folds 5 --preset smoke --epochs 10 --seeds 0,1,2 --jobs 2
 RUN_DATA := $(if $(filter synthetic,$(DATASET)),$(SYNTH_DIR)/.preset-$(RUN_PRESET))
 
 NB_SOURCES := $(wildcard notebooks/[0-9][0-9]_*.ipynb)

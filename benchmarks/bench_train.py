@@ -33,8 +33,8 @@ median time of one feedback step (look-ahead with ``create_graph``, meta-gradien
 update), of one variation-3 teaching step (the teacher's outputs for the batch + the student's
 step) and of one variation-2 step (cached teacher targets + the student's step), at batch 64;
 and one whole fold of ``kdlib.distill.distill`` with ``PRESETS["v2"]`` and ``PRESETS["v3"]``
-(480 training and 120 validation windows, a fixed number of epochs, no early stopping, so both
-run the same steps). The aim: variation 3 costs at most 2x variation 2 per fold at the default
+(480 teaching, 120 validation and 90 quiz windows, a fixed number of epochs, no early stopping,
+so both run the same steps). The aim: variation 3 costs at most 2x variation 2 per fold at the default
 schedule (``every_k = 8``, ``teacher_scope = "fusion"``). Results:
 ``benchmarks/results/bench_feedback.{csv,md}``.
 
@@ -229,7 +229,7 @@ def bench_feedback(epochs: int, repeats: int, every_k: list[int],
     from kdlib.train import Batch, make_optimizer, to_tensors
 
     torch.set_num_threads(1)
-    train, val = random_windows(480, seed=0), random_windows(120, seed=1)
+    train, val, quiz = random_windows(480, seed=0), random_windows(120, seed=1), random_windows(90, seed=2)
     cfg = replace(TRAIN_DEFAULT, epochs=epochs, patience=None, progress=False, device="cpu", num_threads=1)
     seed_everything(0)
     teacher = build_model("teacher", MODEL_DEFAULT).eval()
@@ -268,7 +268,7 @@ def bench_feedback(epochs: int, repeats: int, every_k: list[int],
         if k is not None:
             config = replace(config, feedback_config=replace(config.feedback_config, every_k=k, teacher_scope=scope))
         load_before = load()
-        res = distill(teacher, train, val, "valence", config, cfg)
+        res = distill(teacher, train, val, "valence", config, cfg, quiz=quiz)
         n_fb = int((res.steps["phase"] == "feedback").sum()) if res.steps is not None else 0
         from_steps = 1.0 if k is None else (k * step_ratio(scope, "teaching") + step_ratio(scope, "feedback")) / k
         rows.append(dict(method=method, teacher_scope=scope, every_k=k if k is not None else "", epochs=epochs,
@@ -334,7 +334,8 @@ def main(argv=None) -> int:
             "the whole teacher is updated and run in full on every batch.", "",
             "Median of 10 calls at batch 64 (`relative_to_v2_step`: over the variation-2 teaching step):", "",
             md_table(steps), "",
-            "One fold of `kdlib.distill.distill` (480 training + 120 validation windows of random data, "
+            "One fold of `kdlib.distill.distill` (480 teaching + 120 validation windows of random data, 90 quiz "
+            "windows for the feedback batches, "
             "8 steps per epoch, fixed epochs, no early stopping; `fold_s` includes the teacher's "
             "forward passes and, for scope `fusion`, caching the branch outputs; `load_*`: load average "
             "around the run, the machine may be shared; `relative_from_steps`: `(k * teaching + feedback) / k` "

@@ -113,6 +113,17 @@ def _subject_key(subject) -> str:
     return f"s{int(digits):02d}" if digits.isdigit() else text
 
 
+def _seed_list(text: str) -> tuple[int, ...]:
+    """``'0,1,2'`` -> ``(0, 1, 2)``; a one-line error naming ``--seeds`` otherwise."""
+    items = [t for t in text.replace(",", " ").split() if t]
+    if not items or not all(t.isdigit() for t in items):
+        raise CliError(f"--seeds must be integers >= 0, comma-separated (e.g. --seeds 0,1,2), got {text!r}")
+    seeds = tuple(int(t) for t in items)
+    if len(set(seeds)) != len(seeds):
+        raise CliError(f"--seeds: each seed may be given once, got {text!r}")
+    return seeds
+
+
 def _prep_config(args: argparse.Namespace):
     from .data.windows import PrepConfig
 
@@ -215,7 +226,11 @@ def _validate_manifest(args: argparse.Namespace, extra: list[str]) -> int:
     arg("--preset", choices=("smoke", "default", "paper"), default="default",
         help="model and training sizes: smoke (tiny, minutes), default, paper (longest budget)"),
     arg("--epochs", type=int, default=None, help="override the preset's maximum epochs"),
-    arg("--seed", type=int, default=0, help="seed of folds, initialisation and batch order (default 0)"),
+    arg("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2: each seed changes the folds, the initial "
+        "weights, the batch order and the label shuffle; results are keyed by seed (default 0)"),
+    arg("--quiz-size", type=float, default=0.15,
+        help="share of each fold's training trials held out as the quiz for V3's feedback batches; no model "
+             "trains on them (default 0.15)"),
     arg("--shuffle-labels", action="store_true", help="control run: permute trial labels within subject (expect chance)"),
     arg("--checkpoints", action="store_true", help="save every fold's model state dicts under OUT/checkpoints/"),
     arg("--jobs", type=int, default=1, help="folds trained in parallel (processes, one torch thread each; default 1)"),
@@ -240,7 +255,8 @@ def _reproduce(args: argparse.Namespace, extra: list[str]) -> int:
     config = ProtocolConfig(protocol=args.protocol, n_folds=args.folds,
                             tasks=tuple(t for t in args.tasks.replace(",", " ").split()), methods=methods,
                             subjects=tuple(f"s{s:02d}" if isinstance(s, int) else s for s in subjects or ()),
-                            seed=args.seed, model_preset=args.preset, train_preset=args.preset, epochs=args.epochs,
+                            seeds=_seed_list(args.seeds), quiz_size=args.quiz_size,
+                            model_preset=args.preset, train_preset=args.preset, epochs=args.epochs,
                             shuffle_labels=args.shuffle_labels, save_checkpoints=args.checkpoints)
     results = run_protocol(spec, config, out=args.out, n_jobs=args.jobs, backend=args.backend,
                            scheduler=args.scheduler, progress=not args.quiet)

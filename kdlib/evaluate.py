@@ -43,8 +43,9 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from . import paths
-from .data.splits import Fold, check_no_trial_leakage, leaky_window_split, leave_one_subject_out, trial_kfold
-from .data.windows import TASKS, ChannelScaler, PrepConfig, WindowSet, concat_windows
+from .data.splits import (Fold, check_no_trial_leakage, fold_windows, leaky_window_split, leave_one_subject_out,
+                          trial_kfold)
+from .data.windows import TASKS, PrepConfig, WindowSet, concat_windows
 from .io import atomic_write
 
 __all__ = [
@@ -376,8 +377,8 @@ def run_unit(spec: DataSpec, unit: Unit, config: ProtocolConfig, checkpoint_dir:
     if config.shuffle_labels:
         ws = shuffle_trial_labels(ws, unit.seed)
     ws, fold = _fold_of(ws, unit, config)
-    scaler = ChannelScaler.fit(ws.subset(fold.train))
-    train, quiz, val, test = (scaler.transform(ws.subset(getattr(fold, side))) for side in Fold.SIDES)
+    sides = fold_windows(ws, fold, by={"loso": "subject", "trial_kfold": "trial"}.get(config.protocol))
+    train, quiz, val, test = (sides[side] for side in Fold.SIDES)
     y_train = train.labels(unit.task)
     majority = int(y_train.mean() >= 0.5)
     y_test, groups = test.labels(unit.task), test.groups
@@ -612,7 +613,8 @@ def load_results(out: str | os.PathLike) -> pd.DataFrame:
         raise FileNotFoundError(f"{out}: no finished folds (folds/*.csv)")
     table = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     order = {m: i for i, m in enumerate(METHODS)}
-    table = table.assign(_m=table["method"].map(order)).sort_values(["task", "subject", "fold", "_m"])
+    keys = ["task", "subject", "fold"] + (["seed"] if "seed" in table else [])
+    table = table.assign(_m=table["method"].map(order)).sort_values(keys + ["_m"])
     return table.drop(columns="_m").reset_index(drop=True)
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "plot_scores",
     "plot_ablation",
     "plot_contrasts",
+    "plot_loss_shares",
     "plot_confusion",
     "mark_smoke",
 ]
@@ -538,4 +539,32 @@ def plot_contrasts(table, metric: str = "acc_trial", ax=None):
     ax.margins(x=0.25)
     if len(tasks) > 1:
         ax.legend(frameon=False, fontsize="small", loc="lower right")
+    return ax
+
+
+def plot_loss_shares(history, model: str | None = None, ax=None):
+    """Each weighted term's share of a student's loss per epoch, stacked (mean over folds).
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        ``kdlib.distill.distill`` histories (``epoch``, ``share_ce``, ``share_kd``, ``share_feat``),
+        optionally with ``fold`` and ``model`` columns (several folds are averaged per epoch).
+    model : str, optional
+        Keep the rows of this ``model`` only.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    ax = _ax(ax, (6, 3.4))
+    h = history if model is None else history[history["model"] == model]
+    shares = h.dropna(subset=["share_ce"]).groupby("epoch")[["share_ce", "share_kd", "share_feat"]].mean()
+    labels = ("cross-entropy", "α · KD", "β · feature")
+    ax.stackplot(shares.index, shares.to_numpy().T, labels=labels, alpha=0.85,
+                 colors=sns.color_palette("deep", 3))
+    ax.set(xlabel="epoch", ylabel="share of the student loss", ylim=(0, 1),
+           title=f"{model}: what the loss is made of" if model else "what the loss is made of")
+    ax.legend(loc="upper right", frameon=True, fontsize="small")
     return ax

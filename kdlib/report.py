@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .evaluate import PAPER_RESULTS, load_results, paired_tests, summarize
+from .evaluate import METHODS, PAPER_RESULTS, load_results, paired_tests, summarize
 from .io import atomic_write
 
-__all__ = ["METHOD_NAMES", "run_info", "run_seeds", "is_smoke", "ablation_table", "contrast_table",
+__all__ = ["METHOD_NAMES", "STEP_COLUMNS", "run_info", "run_seeds", "is_smoke", "ablation_table", "step_table", "contrast_table",
            "write_report"]
 
 #: How methods are named in tables and figures.
@@ -151,6 +151,36 @@ def ablation_table(results: pd.DataFrame, dataset: str = "synthetic") -> pd.Data
     return pd.DataFrame(rows)
 
 
+#: Per-fold columns that say what each step of the method did (``kdlib.evaluate.run_unit``).
+STEP_COLUMNS = ("n_teach_trials", "n_quiz_trials", "n_val_trials", "share_ce", "share_kd", "share_feat",
+                "feedback_steps", "teacher_dp", "teacher_flips", "best_epoch")
+
+
+def step_table(results: pd.DataFrame) -> pd.DataFrame:
+    """What each step did, per task and method, averaged over every fold of the run.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        A results table; the columns of :data:`STEP_COLUMNS` it holds are used (older runs lack some).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (task, method) that has any of them: the trials a fold taught on, held out as
+        the quiz and for validation; the students' loss shares at the best epoch (CE, alpha * KD,
+        beta * feature); for v3 the feedback steps per fold and how far they moved the teacher's
+        outputs on the teaching windows (mean |delta p|, share of predictions flipped).
+    """
+    cols = [c for c in STEP_COLUMNS if c in results]
+    if not cols:
+        return pd.DataFrame()
+    table = results[results["method"] != "majority"].groupby(["task", "method"], sort=False)[cols].mean()
+    order = {m: i for i, m in enumerate(METHODS)}
+    table = table.reset_index().sort_values(["task", "method"], key=lambda c: c.map(order) if c.name == "method" else c)
+    return table.dropna(axis=1, how="all").reset_index(drop=True)
+
+
 def contrast_table(contrasts: pd.DataFrame, metric: str = "acc_trial") -> pd.DataFrame:
     """:func:`kdlib.stats.paired_contrasts` output of one metric, formatted for reading.
 
@@ -248,10 +278,11 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     contrasts = stats.paired_contrasts(results, metrics=metrics)
     tests = paired_tests(results) if "v3" in set(results["method"]) else pd.DataFrame()
     chance = stats.chance_table(results) if {"n_trials", "majority_trial"} <= set(results) else pd.DataFrame()
+    steps = step_table(results)
     written = []
     for name, frame in (("summary.csv", overall), ("per_subject.csv", per_subject), ("per_seed.csv", per_seed),
                         ("ablation.csv", table), ("contrasts.csv", contrasts), ("tests.csv", tests),
-                        ("chance.csv", chance)):
+                        ("chance.csv", chance), ("steps.csv", steps)):
         with atomic_write(out / name, "w") as fh:
             frame.to_csv(fh, index=False)
         written.append(out / name)
@@ -274,7 +305,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
 
             size = (7.5, 0.55 * part["contrast"].nunique() + 1.8)
             written.append(_figure(plt, plotting, out, f"contrasts_{task}.png", forest, synthetic, smoke, size))
-    md = _markdown(info, results, table, contrasts, tests, chance, synthetic, smoke)
+    md = _markdown(info, results, table, contrasts, tests, chance, synthetic, smoke, steps)
     with atomic_write(out / "summary.md", "w") as fh:
         fh.write(md)
     written.append(out / "summary.md")
@@ -282,7 +313,8 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
 
 
 def _markdown(info: dict, results: pd.DataFrame, table: pd.DataFrame, contrasts: pd.DataFrame,
-              tests: pd.DataFrame, chance: pd.DataFrame, synthetic: bool, smoke: bool) -> str:
+              tests: pd.DataFrame, chance: pd.DataFrame, synthetic: bool, smoke: bool,
+              steps: pd.DataFrame | None = None) -> str:
     from .plotting import SMOKE_NOTE
 
     proto, data = info["protocol"], info["data"]
@@ -327,6 +359,13 @@ def _markdown(info: dict, results: pd.DataFrame, table: pd.DataFrame, contrasts:
                   "noise is not shown to do anything. F1 contrasts are in `contrasts.csv`; the figure per task is "
                   "`contrasts_<task>.png`.", "",
                   contrast_table(contrasts).to_markdown(index=False), ""]
+    if steps is not None and len(steps):
+        lines += ["## What each step did (means over every fold)", "",
+                  "Trials per fold the models were taught on, held out as the quiz (variation 3's feedback "
+                  "batches; no model trains on them) and for validation; each student's loss shares at its best "
+                  "epoch; for V3 the feedback steps per fold and how far they moved the teacher's outputs on the "
+                  "teaching windows (`teacher_dp`: mean |Δp|; `teacher_flips`: share of predictions changed).", "",
+                  steps.round(4).to_markdown(index=False), ""]
     lines += [
         "For reference, the paper reports for the full method (V3, EOG student, accuracy): DEAP valence "
         f"{PAPER_RESULTS[('deap', 'valence')]} %, arousal {PAPER_RESULTS[('deap', 'arousal')]} %; BJTU-Emotion "

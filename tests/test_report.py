@@ -158,3 +158,19 @@ def test_run_seeds_and_is_smoke():
     assert report.run_seeds({"protocol": {}}) == [0]
     assert report.is_smoke({"protocol": {"model_preset": "default", "train_preset": "smoke"}})
     assert not report.is_smoke({"protocol": {"model_preset": "paper", "train_preset": "default"}})
+
+
+def test_step_table_reports_the_quiz_the_loss_shares_and_the_teachers_movement():
+    from kdlib.report import step_table
+    rows = []
+    for method, extra in (("majority", {}), ("teacher", {}), ("v2", dict(share_ce=0.5, share_kd=0.2, share_feat=0.3)),
+                          ("v3", dict(share_ce=0.4, share_kd=0.2, share_feat=0.4, feedback_steps=6, teacher_dp=0.02,
+                                      teacher_flips=0.05))):
+        for fold in (0, 1):
+            rows.append(dict(task="valence", subject="s01", fold=fold, seed=0, method=method, n_teach_trials=21,
+                             n_quiz_trials=5 + fold, n_val_trials=6, best_epoch=3 + fold, **extra))
+    table = step_table(pd.DataFrame(rows)).set_index("method")
+    assert list(table.index) == ["teacher", "v2", "v3"]  # majority has nothing to report
+    assert table.loc["v3", "n_quiz_trials"] == 5.5 and table.loc["v3", "teacher_dp"] == 0.02
+    assert np.isnan(table.loc["v2", "feedback_steps"]) and table.loc["v2", "share_feat"] == 0.3
+    assert step_table(pd.DataFrame([dict(task="valence", method="v2", acc_trial=0.5)])).empty

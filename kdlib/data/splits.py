@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.model_selection import LeaveOneGroupOut, StratifiedKFold, KFold, train_test_split
 
-from .windows import WindowSet
+from .windows import ChannelScaler, WindowSet
 
 __all__ = [
     "Fold",
@@ -37,6 +37,7 @@ __all__ = [
     "leave_one_subject_out",
     "leaky_window_split",
     "check_no_trial_leakage",
+    "fold_windows",
     "fold_table",
 ]
 
@@ -265,6 +266,32 @@ def check_no_trial_leakage(ws: WindowSet, fold: Fold, by: str = "trial") -> None
             shared = np.intersect1d(test_subjects, ws.subject[parts[side]])
             if len(shared):
                 raise LeakageError(f"{fold.name}: test subject(s) {shared.tolist()} also in {side}")
+
+
+def fold_windows(ws: WindowSet, fold: Fold, by: str | None = "trial") -> dict[str, WindowSet]:
+    """The windows of a fold's sides, z-scored per channel with the *teaching* windows' statistics.
+
+    Parameters
+    ----------
+    ws : WindowSet
+        The windows the fold was made from.
+    fold : Fold
+    by : {'trial', 'subject'} or None
+        What :func:`check_no_trial_leakage` checks first ('subject' for leave-one-subject-out);
+        ``None`` skips the check, for the :func:`leaky_window_split` demonstration only (a
+        leaky fold is refused otherwise).
+
+    Returns
+    -------
+    dict of str -> WindowSet
+        ``train``, ``quiz``, ``val``, ``test`` (:attr:`Fold.SIDES`; ``quiz`` may be empty).
+    """
+    if fold.leaky and by is not None:
+        raise LeakageError(f"{fold.name}: a leaky fold (the demonstration split); pass by=None to use it anyway")
+    if by is not None:
+        check_no_trial_leakage(ws, fold, by=by)
+    scaler = ChannelScaler.fit(ws.subset(fold.train))
+    return {side: scaler.transform(ws.subset(getattr(fold, side))) for side in Fold.SIDES}
 
 
 def fold_table(ws: WindowSet, folds: list[Fold]):
