@@ -6,6 +6,7 @@ import argparse
 import subprocess
 import sys
 
+import pandas as pd
 import yaml
 
 import _custom_set as cs
@@ -122,6 +123,11 @@ def test_reproduce_errors_are_one_line(capsys, tmp_path, monkeypatch):
     assert_one_line_error(code, err, "--manifest")
     code, _, err = run(capsys, "report", str(tmp_path / "no-run"))
     assert_one_line_error(code, err, "no-run", "config.json")
+    for seeds in ("0,x", "-1", "1,1", ""):
+        code, _, err = run(capsys, "reproduce", "--seeds", seeds, "--quiet")
+        assert_one_line_error(code, err, "--seeds")
+    code, _, err = run(capsys, "reproduce", "--quiz-size", "0", "--quiet")
+    assert_one_line_error(code, err, "quiz")
 
 
 def test_reproduce_then_report(capsys, tmp_path):
@@ -130,8 +136,10 @@ def test_reproduce_then_report(capsys, tmp_path):
     assert run(capsys, "synth", "--out", str(data), "--subjects", "2", "--trials", "10", "--quiet")[0] == 0
     code, stdout, err = run(capsys, "reproduce", "--data-dir", str(data), "--methods", "majority,eog_only",
                             "--tasks", "valence", "--folds", "2", "--preset", "smoke", "--epochs", "1",
-                            "--cache-dir", str(cache), "--out", str(out), "--quiet")
+                            "--seeds", "0,4", "--cache-dir", str(cache), "--out", str(out), "--quiet")
     assert code == 0, err
+    results = pd.read_csv(out / "results.csv")
+    assert sorted(results["seed"].unique()) == [0, 4] and len(list((out / "folds").glob("*__seed4.csv"))) == 4
     assert len(list(cache.glob("s0?-*"))) == 2
     assert "wrote" in stdout and (out / "report" / "summary.md").is_file()
     summary = (out / "report" / "summary.md").read_text()
