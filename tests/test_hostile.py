@@ -382,3 +382,43 @@ def test_only_the_harmless_bytes_reconstructions_are_accepted(tmp_path, call):
     path.write_bytes(h.dict_pickle(data=call + h.REDUCE, labels=h.valid_labels(2)))
     with pytest.raises(DeapFormatError, match=r"refused to load: (_codecs\.encode|bytes).*only"):
         deap.load_dat(path)
+
+
+def test_a_recording_header_declaring_more_samples_than_its_file_holds(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    manifest = cs.small_set(tmp_path / "set")
+    real = custom._read_raw
+
+    def lying_header(path, manifest, preload):
+        raw = real(path, manifest, preload)
+        return SimpleNamespace(info=raw.info, ch_names=raw.ch_names, n_times=10**10) if "p02" in path.name else raw
+
+    monkeypatch.setattr(custom, "_read_raw", lying_header)
+    problems = [p for p in custom.validate_manifest(manifest) if p.kind == "unreadable-file"]
+    assert len(problems) == 1 and "p02_run1_raw.fif" in problems[0].where
+    assert "declares 10000000000 samples x 7 channels, more than its" in problems[0].message
+
+
+def test_a_zlib_bomb_in_a_mat_file_is_refused_before_inflating(tmp_path):
+    import struct
+    import zlib
+
+    from scipy.io import savemat
+
+    pack, n_mib = zlib.compressobj(1), (deap.MAT_LIMIT >> 20) + 2
+    element = struct.pack("<II", 14, n_mib << 20)  # a miMATRIX just above the limit, all zeros
+    chunk = bytes(1 << 20)
+    body = pack.compress(element) + b"".join(pack.compress(chunk) for _ in range(n_mib))
+    body += pack.flush()
+    header = b"MATLAB 5.0 MAT-file".ljust(116) + bytes(8) + struct.pack("<H", 0x0100) + b"IM"
+    path = tmp_path / "s01.mat"
+    path.write_bytes(header + struct.pack("<II", 15, len(body)) + body)
+    assert path.stat().st_size < 1 << 20
+    start = time.perf_counter()
+    with pytest.raises(DeapFormatError, match=rf"s01\.mat: refused to load: it holds more than {deap.MAT_LIMIT} bytes"):
+        deap.load_mat(path)
+    assert time.perf_counter() - start < 10 and peak_bytes(lambda: deap.load_mat(path)) < 16 << 20
+    arrays = random_subject(2, n_trials=2)
+    savemat(tmp_path / "s02.mat", arrays, do_compression=True)  # a genuine compressed file still loads
+    np.testing.assert_array_equal(deap.load_mat(tmp_path / "s02.mat")["data"], arrays["data"])

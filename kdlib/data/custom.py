@@ -113,6 +113,7 @@ _REQUIRED_COLUMNS = ("subject", "recording", "trial", "onset_s", "duration_s", "
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")  # subject ids become cache file names
 _SIDECARS = (".fdt", ".eeg", ".vmrk", ".dat")  # data files beside .set / .vhdr headers
 _UV = 1e6  # volts -> microvolts
+_SAMPLES_PER_BYTE = 4  # a recording may declare at most this many samples per byte it holds (compression)
 FS_RANGE = (32.0, 100_000.0)  #: allowed common sampling rates, Hz (the EOG band-pass reaches 15 Hz)
 
 
@@ -379,7 +380,7 @@ class _Collector:
 
 def _str_list(value, key: str, out: _Collector) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, (str, int)) for v in value):
-        out.add(f"'{key}' must be a non-empty list of channel names, got {value!r}")
+        out.add(f"'{key}' must be a non-empty list of channel names, got {_short(value)}")
         return ()
     names = tuple(str(v) for v in value)
     repeated = sorted({n for n in names if names.count(n) > 1})
@@ -400,7 +401,7 @@ def _parse_eog(value, out: _Collector) -> tuple[EogDerivation, ...]:
         elif isinstance(spec, list) and len(spec) == 2 and all(isinstance(e, (str, int)) for e in spec):
             derivations.append(EogDerivation(str(name), str(spec[0]), str(spec[1])))
         else:
-            out.add(f"'channels.eog.{name}' must be a channel name or [anode, cathode], got {spec!r}")
+            out.add(f"'channels.eog.{name}' must be a channel name or [anode, cathode], got {_short(spec)}")
     return tuple(derivations)
 
 
@@ -416,7 +417,7 @@ def _parse_channels(value, out: _Collector) -> ChannelMap:
         out.add(f"EOG channel name(s) {clash} are also EEG channels: give the EOG another name")
     rename = value.get("rename") or {}
     if not isinstance(rename, dict):
-        out.add(f"'channels.rename' must map names in the files to new names, got {rename!r}")
+        out.add(f"'channels.rename' must map names in the files to new names, got {_short(rename)}")
         rename = {}
     return ChannelMap(eeg, eog, tuple((str(k), str(v)) for k, v in rename.items()))
 
@@ -424,7 +425,7 @@ def _parse_channels(value, out: _Collector) -> ChannelMap:
 def _number(value, key: str, out: _Collector, positive: bool = True) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or (positive and value <= 0):
-        out.add(f"'{key}' must be a {'positive ' if positive else ''}number, got {value!r}")
+        out.add(f"'{key}' must be a {'positive ' if positive else ''}number, got {_short(value)}")
         return None
     return float(value)
 
@@ -446,7 +447,7 @@ def _parse_preprocessing(value, out: _Collector) -> Preprocessing:
             isinstance(b, (int, float)) and not isinstance(b, bool) for b in band)
         if not ok or not 0 < band[0] < band[1] < fs / 2:
             out.add(f"'preprocessing.eeg_band' must be [low, high] Hz with 0 < low < high < fs/2 "
-                    f"= {fs / 2:g}, got {band!r}")
+                    f"= {fs / 2:g}, got {_short(band)}")
             band = None
         else:
             band = (float(band[0]), float(band[1]))
@@ -454,7 +455,7 @@ def _parse_preprocessing(value, out: _Collector) -> Preprocessing:
     if isinstance(ref, list):
         ref = _str_list(ref, "preprocessing.eeg_reference", out)
     elif ref is not None and ref != "average":
-        out.add(f"'preprocessing.eeg_reference' must be 'average', a list of electrodes or null, got {ref!r}")
+        out.add(f"'preprocessing.eeg_reference' must be 'average', a list of electrodes or null, got {_short(ref)}")
         ref = None
     crop = value.get("trial_duration_s")
     if crop is not None:
@@ -466,7 +467,7 @@ def _parse_ratings(value, out: _Collector) -> tuple[float, float]:
     if value is None:
         return (1.0, 9.0)
     if not isinstance(value, dict) or set(value) != {"min", "max"}:
-        out.add(f"'ratings' must be {{min: ..., max: ...}}, got {value!r}")
+        out.add(f"'ratings' must be {{min: ..., max: ...}}, got {_short(value)}")
         return (1.0, 9.0)
     lo = _number(value["min"], "ratings.min", out, positive=False)
     hi = _number(value["max"], "ratings.max", out, positive=False)
@@ -484,9 +485,13 @@ def _parse_recordings(value, folder: Path, out: _Collector) -> tuple[RecordingFi
     found, seen = [], set()
     for i, entry in enumerate(value):
         if not isinstance(entry, dict) or not {"subject", "file"} <= set(entry):
-            out.add(f"'recordings[{i}]' must have 'subject' and 'file' (and optionally 'id'), got {entry!r}")
+            out.add(f"'recordings[{i}]' must have 'subject' and 'file' (and optionally 'id'), got {_short(entry)}")
             continue
         _unknown_keys(entry, {"subject", "id", "file"}, f"recordings[{i}]", out)
+        if not isinstance(entry["file"], str) or not entry["file"].strip() or "\0" in entry["file"]:
+            out.add(f"'recordings[{i}].file' must name a file (a path relative to the manifest), "
+                    f"got {_short(entry['file'])}")
+            continue
         subject, path = str(entry["subject"]), folder / str(entry["file"])
         recording = str(entry.get("id", Path(str(entry["file"])).stem))
         if not _SAFE_ID.match(subject):
@@ -498,6 +503,22 @@ def _parse_recordings(value, folder: Path, out: _Collector) -> tuple[RecordingFi
     return tuple(found)
 
 
+def _short(value, limit: int = 80) -> str:
+    """``repr`` cut to ``limit`` characters, for messages about values of any size."""
+    import reprlib
+
+    text = reprlib.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for names the system cannot even look up (too long, NUL bytes)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _unknown_keys(mapping: dict, allowed: set[str], where: str, out: _Collector) -> None:
     unknown = sorted(set(map(str, mapping)) - allowed)
     if unknown:
@@ -507,8 +528,8 @@ def _unknown_keys(mapping: dict, allowed: set[str], where: str, out: _Collector)
 def _parse(doc: dict, path: Path) -> tuple[Manifest, list[Problem]]:
     out = _Collector(path)
     _unknown_keys(doc, {"name", "trials", "recordings", "channels", "preprocessing", "ratings"}, "manifest", out)
-    if not isinstance(doc.get("trials"), str):
-        out.add(f"'trials' must name the trials table (a CSV file), got {doc.get('trials')!r}")
+    if not isinstance(doc.get("trials"), str) or "\0" in doc["trials"]:
+        out.add(f"'trials' must name the trials table (a CSV file), got {_short(doc.get('trials'))}")
     manifest = Manifest(
         path=path,
         trials=path.parent / str(doc.get("trials", "")),
@@ -569,7 +590,7 @@ def read_trials(manifest: Manifest):
     import pandas as pd
 
     where = str(manifest.trials)
-    if not manifest.trials.is_file():
+    if not _is_file(manifest.trials):
         return None, [Problem("missing-file", where, "trials table not found")]
     try:
         table = pd.read_csv(manifest.trials, dtype={"subject": str, "recording": str}, skipinitialspace=True)
@@ -621,7 +642,7 @@ def _read_raw(path: Path, manifest: Manifest, preload: bool):
 
 def _header(rec: RecordingFile, manifest: Manifest) -> tuple[_Header | None, list[Problem]]:
     where = str(rec.path)
-    if not rec.path.is_file():
+    if not _is_file(rec.path):
         return None, [Problem("missing-file", where, f"recording {rec.recording!r} of subject "
                               f"{rec.subject!r} not found")]
     try:
@@ -629,6 +650,15 @@ def _header(rec: RecordingFile, manifest: Manifest) -> tuple[_Header | None, lis
     except Exception as exc:  # MNE raises many types for foreign or corrupt files
         return None, [Problem("unreadable-file", where, f"MNE cannot read it: {type(exc).__name__}: {exc}")]
     fs = float(raw.info["sfreq"])
+    if not (math.isfinite(fs) and fs > 0):
+        return None, [Problem("unreadable-file", where, f"its header gives a sampling rate of {fs!r} Hz")]
+    on_disk = sum(p.stat().st_size for p in _recording_files(rec))
+    declared = raw.n_times * len(raw.ch_names)
+    per_byte = 16 * _SAMPLES_PER_BYTE if rec.path.name.lower().endswith(".gz") else _SAMPLES_PER_BYTE
+    if declared > per_byte * on_disk + 1_000_000:
+        return None, [Problem("unreadable-file", where, f"its header declares {raw.n_times} samples x "
+                              f"{len(raw.ch_names)} channels, more than its {on_disk} bytes can hold "
+                              "(a damaged header?)")]
     return _Header(tuple(raw.ch_names), fs, raw.n_times / fs), []
 
 
@@ -956,12 +986,13 @@ def load_subject(manifest: Manifest | str | os.PathLike, subject: str, *, valida
 def source_files(manifest: Manifest, subject: str) -> list[Path]:
     """Every file one subject's data is read from: its recordings and their data sidecars
     (``.fdt`` of EEGLAB, ``.eeg``/``.vmrk`` of BrainVision, with the same stem)."""
-    files = []
-    for rec in manifest.recordings_of(subject):
-        files.append(rec.path)
-        files += [rec.path.with_suffix(s) for s in _SIDECARS
-                  if s != rec.path.suffix.lower() and rec.path.with_suffix(s).is_file()]
-    return files
+    return [f for rec in manifest.recordings_of(subject) for f in _recording_files(rec)]
+
+
+def _recording_files(rec: RecordingFile) -> list[Path]:
+    """A recording's file and its data sidecars."""
+    return [rec.path] + [rec.path.with_suffix(s) for s in _SIDECARS
+                         if s != rec.path.suffix.lower() and _is_file(rec.path.with_suffix(s))]
 
 
 def _cache_text(manifest: Manifest, table, subject: str) -> str:

@@ -27,6 +27,7 @@ import os
 import pickle
 import re
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +199,7 @@ def load_mat(path: str | os.PathLike, *, validate: bool = True) -> dict[str, np.
 
     path = Path(path)
     _require_file(path)
+    _check_mat(path)
     try:
         obj = loadmat(path, variable_names=["data", "labels"])
     except Exception as exc:  # scipy raises many types for corrupt files
@@ -206,6 +208,52 @@ def load_mat(path: str | os.PathLike, *, validate: bool = True) -> dict[str, np.
             f"{type(exc).__name__}: {exc}"
         ) from None
     return _to_arrays(obj, path, validate)
+
+
+MAT_LIMIT = 2 * N_TRIALS * N_CHANNELS * N_SAMPLES * 8  #: bytes a DEAP .mat may hold once inflated (2 subjects)
+_MI_COMPRESSED = 15  # MAT v5 element type of a zlib-compressed element
+
+
+def _check_mat(path: Path) -> None:
+    """Walk a MAT v5 file's elements before scipy reads it: each must fit in the file, and the
+    compressed ones together may inflate to at most :data:`MAT_LIMIT` bytes (a zlib bomb of a
+    few kilobytes would otherwise be inflated whole). Other formats are left to scipy."""
+    with open(path, "rb") as fh:
+        head, size = fh.read(128), os.fstat(fh.fileno()).st_size
+        if len(head) < 128 or head[126:128] not in (b"IM", b"MI"):
+            return
+        order, total = "<" if head[126:128] == b"IM" else ">", 0
+        while len(tag := fh.read(8)) == 8:
+            mtype, nbytes = struct.unpack(order + "II", tag)
+            if mtype >> 16:  # a small element: its bytes are in the tag
+                continue
+            if nbytes > size - fh.tell():
+                raise DeapFormatError(f"{path}: not a readable MATLAB file (truncated or corrupt?): an element "
+                                      f"declares {nbytes} bytes, {size - fh.tell()} are left")
+            if mtype == _MI_COMPRESSED:
+                total += _inflated_size(fh, nbytes, MAT_LIMIT - total, path)
+            else:
+                total += nbytes
+                fh.seek(nbytes + (-nbytes % 8), os.SEEK_CUR)
+            if total > MAT_LIMIT:
+                raise DeapFormatError(f"{path}: refused to load: it holds more than {MAT_LIMIT} bytes of arrays "
+                                      f"once inflated, more than a DEAP subject ({size} bytes on disk)")
+
+
+def _inflated_size(fh, nbytes: int, budget: int, path: Path) -> int:
+    """Bytes a zlib stream of ``nbytes`` inflates to, counted in chunks up to ``budget`` + 1."""
+    inflate, total, left = zlib.decompressobj(), 0, nbytes
+    try:
+        while left and total <= budget:
+            data = fh.read(min(left, 1 << 20))
+            left -= len(data)
+            while data and total <= budget:
+                total += len(inflate.decompress(data, 1 << 20))  # 1 MiB at most at a time
+                data = inflate.unconsumed_tail
+    except zlib.error as exc:
+        raise DeapFormatError(f"{path}: not a readable MATLAB file (truncated or corrupt?): zlib: {exc}") from None
+    fh.seek(left, os.SEEK_CUR)
+    return total
 
 
 def _to_arrays(obj, path: Path, validate: bool) -> dict[str, np.ndarray]:
