@@ -103,3 +103,22 @@ def test_event_count_mismatch_and_missing_files_are_named(folder, tmp_path):
     write_bdf(tmp_path / "s05.bdf", signals, _status(), FS)
     with pytest.raises(DeapFormatError, match=r"s05\.bdf: channel\(s\) \['Oz'\] not found"):
         deap_bdf.load_original_subject(tmp_path / "s05.bdf", folder / "participant_ratings.csv", participant=1)
+
+
+@pytest.mark.parametrize("column, value, match", [
+    ("Valence", 11.0, r"participant 1, trial 2: Valence = 11 is not a rating in \[1, 9\]"),
+    ("Arousal", np.nan, r"participant 1, trial 2: Arousal = nan is not a rating"),
+    ("Experiment_id", 7, r"participant 1: a Experiment_id number appears twice"),
+    ("Trial", 1.5, r"participant 1: column Trial must hold whole numbers"),
+])
+def test_participant_ratings_are_checked_naming_the_row(folder, tmp_path, column, value, match):
+    rows = pd.read_csv(folder / "participant_ratings.csv")
+    rows[column] = rows[column].astype(float)
+    first = rows.index[rows["Participant_id"] == 1]
+    rows.loc[first[1], column] = value if column != "Experiment_id" else rows.loc[first[0], column]
+    rows.to_csv(tmp_path / "r.csv", index=False)
+    with pytest.raises(DeapFormatError, match=r"r\.csv: " + match):
+        deap_bdf.read_participant_ratings(tmp_path / "r.csv", 1)
+    (tmp_path / "bad.csv").write_bytes(b"Participant_id,Trial\n\xff\xfe\x00,1\n\"unclosed\n")
+    with pytest.raises(DeapFormatError, match=r"bad\.csv: (not a readable CSV file|missing column)"):
+        deap_bdf.read_participant_ratings(tmp_path / "bad.csv", 1)

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from .custom import ChannelMap, EogDerivation, Preprocessing, process_raw
-from .deap import BASELINE_S, EEG_CHANNELS, EOG_CHANNELS, FS, DeapFormatError
+from .deap import BASELINE_S, EEG_CHANNELS, EOG_CHANNELS, FS, RATING_RANGE, DeapFormatError
 from .mne_io import recording_from_raw
 from .recording import RATING_NAMES, Recording
 
@@ -113,15 +113,39 @@ def read_participant_ratings(ratings_csv: str | os.PathLike, participant: int):
     path = Path(ratings_csv)
     if not path.is_file():
         raise DeapFormatError(f"{path}: ratings file not found")
-    table = pd.read_csv(path, skipinitialspace=True)
+    try:
+        table = pd.read_csv(path, skipinitialspace=True)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:  # UnicodeDecodeError is a ValueError
+        raise DeapFormatError(f"{path}: not a readable CSV file ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in _RATING_COLUMNS if c not in table.columns]
     if missing:
         raise DeapFormatError(f"{path}: missing column(s) {missing}")
+    table = table.assign(**{c: pd.to_numeric(table[c], errors="coerce") for c in _RATING_COLUMNS})
     rows = table[table["Participant_id"] == participant].sort_values("Trial")
     if rows.empty:
         raise DeapFormatError(f"{path}: no ratings for participant {participant}")
+    _check_ratings(rows, path, participant)
     return rows
+
+
+def _check_ratings(rows, path: Path, participant: int) -> None:
+    """Whole, unique trial and video numbers and ratings on DEAP's scale [1, 9]; raise naming the row."""
+    for col in ("Trial", "Experiment_id"):
+        values = rows[col].to_numpy(np.float64)
+        if not (np.isfinite(values).all() and (values == np.round(values)).all()):
+            raise DeapFormatError(f"{path}: participant {participant}: column {col} must hold whole numbers")
+        if len(np.unique(values)) != len(values):
+            raise DeapFormatError(f"{path}: participant {participant}: a {col} number appears twice")
+    lo, hi = RATING_RANGE
+    for col in _RATING_COLUMNS[3:]:
+        values = rows[col].to_numpy(np.float64)
+        bad = ~(np.isfinite(values) & (values >= lo) & (values <= hi))
+        if bad.any():
+            trial = rows["Trial"].to_numpy()[bad][0]
+            raise DeapFormatError(f"{path}: participant {participant}, trial {trial:g}: {col} = {values[bad][0]:g} "
+                                  f"is not a rating in [{lo:g}, {hi:g}]")
 
 
 def _participant_from_name(path: Path) -> int:
