@@ -422,3 +422,11 @@ def test_a_zlib_bomb_in_a_mat_file_is_refused_before_inflating(tmp_path):
     arrays = random_subject(2, n_trials=2)
     savemat(tmp_path / "s02.mat", arrays, do_compression=True)  # a genuine compressed file still loads
     np.testing.assert_array_equal(deap.load_mat(tmp_path / "s02.mat")["data"], arrays["data"])
+
+
+def test_report_of_a_run_with_a_corrupt_config_json_names_the_file(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "folds").mkdir(parents=True)
+    (run / "config.json").write_text("{\n")
+    code, err = one_line_error(capsys, "report", run)
+    assert code == 1 and f"{run / 'config.json'}: not valid JSON (Expecting" in err
