@@ -87,7 +87,7 @@ def valid_labels(n_trials: int) -> bytes:
 def strided_bomb(n_trials: int = 2000) -> bytes:
     """A tiny file that declares ``n_trials`` DEAP trials over 8 bytes (strides of 0)."""
     return dict_pickle(data=op_strided((n_trials, 40, 8064), (0, 0, 0), b"\0" * 8),
-                       labels=op_strided((n_trials, 4), (0, 0), b"\0" * 8))
+                       labels=op_strided((n_trials, 4), (0, 0), struct.pack("<d", 5.0)))  # every rating 5
 
 
 def nested_tuple_key(depth: int) -> bytes:

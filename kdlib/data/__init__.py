@@ -3,6 +3,7 @@
 Introduced in ``notebooks/01_data_preparation.ipynb``. Rooms:
 
 * :mod:`kdlib.data.deap`      -- DEAP's preprocessed ``sNN.dat`` / ``sNN.mat`` files, safely loaded
+* :mod:`kdlib.data.safepickle` -- the restricted, resource-bounded unpickler behind ``sNN.dat``
 * :mod:`kdlib.data.deap_bdf`  -- DEAP's original ``sNN.bdf`` recordings (512 Hz, Status triggers)
 * :mod:`kdlib.data.custom`    -- bring your own data: any MNE-readable recording + a manifest
 * :mod:`kdlib.data.synthetic` -- the embedded default: a synthetic set written in DEAP's format

@@ -11,8 +11,12 @@ Layout of one preprocessed subject file (a pickled ``dict``)::
     labels  (40 trials, 4)                             valence, arousal, dominance, liking in [1, 9]
 
 The genuine files are Python-2 pickles; they are read with ``encoding="latin1"`` through a
-restricted unpickler that only rebuilds numpy arrays: a ``.dat`` that asks for anything else
-(``os.system``, ``builtins.eval``, ...) is refused before any of it runs.
+restricted unpickler that only rebuilds numpy arrays (:mod:`kdlib.data.safepickle`): a ``.dat``
+that asks for anything else (``os.system``, ``builtins.eval``, ...) is refused before any of it
+runs, and so is one whose cost would be out of proportion to its size (containers nested
+deeper than a DEAP file's, arrays declared larger than the bytes behind them). Python-3 files
+of every pickle protocol are read too. A ``.mat`` file's compressed parts are measured before
+scipy inflates them (:data:`MAT_LIMIT`).
 
 Two readers share those rules: :func:`load_dat` copies the arrays into memory;
 :func:`map_dat` (used by :func:`load_subject`) maps the file and returns read-only views of
