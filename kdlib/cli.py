@@ -91,7 +91,7 @@ def _synth(args: argparse.Namespace, extra: list[str]) -> int:
 def _subject_list(text: str | None):
     """``'s01,s02'`` or ``'1 2'`` -> list (ints stay ints for DEAP's sNN ids); None -> None.
 
-    A subject named twice (``s01,s01``, or ``1,s01``) is refused: it would double its windows.
+    A subject named twice (``s01,s01``, or ``1,01``) is refused: it would double its windows.
     """
     if text is None:
         return None
@@ -99,18 +99,10 @@ def _subject_list(text: str | None):
     if not items:
         raise OptionError("--subjects is empty: name at least one subject (e.g. --subjects s01,s02)")
     subjects = [int(t) if t.isdigit() else t for t in items]
-    keys = [_subject_key(s) for s in subjects]
-    twice = sorted({k for k in keys if keys.count(k) > 1})
+    twice = sorted({str(s) for s in subjects if subjects.count(s) > 1})
     if twice:
         raise OptionError(f"--subjects names {', '.join(twice)} more than once (got {text!r})")
-    return subjects
-
-
-def _subject_key(subject) -> str:
-    """``1``, ``'s1'`` and ``'s01'`` -> ``'s01'`` (DEAP's ids); other names unchanged."""
-    text = str(subject)
-    digits = text[1:] if text[:1] == "s" else text
-    return f"s{int(digits):02d}" if digits.isdigit() else text
+    return subjects  # DEAP's spellings of one id (1, s1, s01) are refused by deap.subject_files
 
 
 def _seed_list(text: str) -> tuple[int, ...]:

@@ -239,8 +239,10 @@ def test_repeated_and_ambiguous_subjects_are_refused(tmp_path, capsys):
     folder = _subject_folder(tmp_path)
     code, err = one_line_error(capsys, "prepare", "--data-dir", folder, "--subjects", "s01,s01", "--no-cache")
     assert code == 2 and "--subjects names s01 more than once" in err
+    code, err = one_line_error(capsys, "prepare", "--data-dir", folder, "--subjects", "1,01", "--no-cache")
+    assert code == 2 and "--subjects names 1 more than once" in err
     code, err = one_line_error(capsys, "prepare", "--data-dir", folder, "--subjects", "1,s01", "--no-cache")
-    assert code == 2 and "s01" in err
+    assert code == 1 and "subject(s) ['s01'] named more than once" in err
     with pytest.raises(DeapFormatError, match=r"subject\(s\) \['s02'\] named more than once"):
         deap.subject_files(folder, [2, "s2"])
     (folder / "s1.dat").write_bytes((folder / "s01.dat").read_bytes())
