@@ -300,6 +300,12 @@ def test_option_values_are_checked_naming_the_option(capsys, tmp_path, option, v
         assert code == 2 and f"kdlib {command}: error: {option} must be" in err and value in err
 
 
+def test_a_bad_epochs_value_writes_nothing(tmp_path, capsys, synth):
+    code, err = one_line_error(capsys, "reproduce", "--data-dir", synth.data_dir, "--epochs", "0",
+                               "--out", tmp_path / "run", "--quiet")
+    assert code == 2 and "--epochs must be a whole number >= 1, got 0" in err and not (tmp_path / "run").exists()
+
+
 # --- 6. one-line errors naming the file or option -----------------------------------------------
 
 def test_a_folder_named_like_a_subject_file(tmp_path, capsys):
