@@ -38,9 +38,9 @@ import numpy as np
 __all__ = ["MAX_OPS", "MAX_DEPTH", "MAX_MEMO", "Refused", "Span", "ArraySpec", "DtypeSpec", "ScalarSpec",
            "scan", "SafeUnpickler", "materialize", "has_spans", "short_repr"]
 
-MAX_OPS = 100_000  #: opcodes in one pickle (a DEAP file has about 60)
+MAX_OPS = 10_000  #: opcodes in one pickle (a DEAP file has 70-110; colliding dict keys cost n^2)
 MAX_DEPTH = 32  #: nesting of containers (a DEAP file: 4)
-MAX_MEMO = 100_000  #: memo indices and stack height
+MAX_MEMO = 10_000  #: memo indices and stack height
 LARGE = 1 << 16  #: a byte string at least this long (outside a frame) is recorded as a Span, not read
 _MAX_DIMS = 32  #: numpy's limit on array dimensions
 _DTYPE_CODE = re.compile(r"^[biuf]\d{1,2}$")  #: numeric dtype codes such as 'f8', 'i2', 'b1'
@@ -195,7 +195,7 @@ def scan(fh, size: int) -> None:
         _step(op, arg, stack, memo)
         if op.name == "STOP":
             return
-    raise Refused(f"more than {MAX_OPS} pickle opcodes (a DEAP file has about 60)")
+    raise Refused(f"more than {MAX_OPS} pickle opcodes (a DEAP file has about 100)")
 
 
 # --- 2. the unpickler and its recipes ----------------------------------------------------------
