@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,7 @@ def _subject_list(text: str | None):
     if not items:
         raise OptionError("--subjects is empty: name at least one subject (e.g. --subjects s01,s02)")
     subjects = [int(t) if t.isdigit() else t for t in items]
-    twice = sorted({str(s) for s in subjects if subjects.count(s) > 1})
+    twice = sorted(str(s) for s, n in Counter(subjects).items() if n > 1)
     if twice:
         raise OptionError(f"--subjects names {', '.join(twice)} more than once (got {text!r})")
     return subjects  # DEAP's spellings of one id (1, s1, s01) are refused by deap.subject_files

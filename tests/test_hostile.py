@@ -438,3 +438,18 @@ def test_report_of_a_run_with_a_corrupt_config_json_names_the_file(tmp_path, cap
     (run / "config.json").write_text("{\n")
     code, err = one_line_error(capsys, "report", run)
     assert code == 1 and f"{run / 'config.json'}: not valid JSON (Expecting" in err
+
+
+def test_colliding_keys_cost_bounded_time(tmp_path):
+    p = 2**61 - 1  # hash(k * p) == 0 for every k: each new key probes past all the others
+    path = tmp_path / "s01.dat"
+    path.write_bytes(h.PROTO2 + h.EMPTY_DICT + h.MARK + b"".join(h.op_int(k * p) + b"K\x00" for k in range(1, 60_000))
+                     + h.SETITEMS + h.STOP)
+    start = time.perf_counter()
+    with pytest.raises(DeapFormatError, match="more than 10000 pickle opcodes"):
+        deap.load_dat(path)
+    yaml_path = tmp_path / "keys.yaml"
+    yaml_path.write_text("trials: t.csv\nname: {" + ", ".join(f"{k * p}: 0" for k in range(1, 20_000)) + "}\n")
+    with pytest.raises(ManifestError, match="a mapping with more than 1000 keys"):
+        custom.load_manifest(yaml_path)
+    assert time.perf_counter() - start < 10

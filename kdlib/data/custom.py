@@ -65,6 +65,7 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -248,6 +249,7 @@ class Manifest:
 MAX_MANIFEST_BYTES = 4 << 20  #: a manifest is text of a few kilobytes; larger files are refused
 MAX_NODES = 200_000  #: values in a manifest once YAML aliases are expanded
 MAX_NESTING = 64  #: nesting of YAML collections
+MAX_KEYS = 1000  #: keys of one YAML mapping
 
 
 class _Refused(Exception):
@@ -317,7 +319,11 @@ def _children(node) -> list:
     value = getattr(node, "value", None)
     if not isinstance(value, list):
         return []
-    return [x for pair in value for x in pair] if value and isinstance(value[0], tuple) else list(value)
+    if value and isinstance(value[0], tuple):
+        if len(value) > MAX_KEYS:  # keys are hashed into a dict: numbers chosen to collide cost n^2
+            raise _Refused(f"a mapping with more than {MAX_KEYS} keys")
+        return [x for pair in value for x in pair]
+    return list(value)
 
 
 def _yaml_loader():
@@ -383,7 +389,7 @@ def _str_list(value, key: str, out: _Collector) -> tuple[str, ...]:
         out.add(f"'{key}' must be a non-empty list of channel names, got {_short(value)}")
         return ()
     names = tuple(str(v) for v in value)
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    repeated = _repeated(names)
     if repeated:
         out.add(f"'{key}' names channel(s) {repeated} more than once")
     return names
@@ -509,6 +515,11 @@ def _short(value, limit: int = 80) -> str:
 
     text = reprlib.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _repeated(items) -> list:
+    """The items that occur more than once, sorted (linear time: lists may be long)."""
+    return sorted(x for x, n in Counter(items).items() if n > 1)
 
 
 def _is_file(path: Path) -> bool:
@@ -778,7 +789,7 @@ def validate_manifest(manifest: Manifest | str | os.PathLike, subjects=None) -> 
     problems = [Problem("manifest", str(manifest.path), f"subject {s!r} is not in the manifest")
                 for s in chosen if s not in manifest.subjects]
     problems += [Problem("manifest", str(manifest.path), f"subject {s!r} is chosen more than once")
-                 for s in sorted({s for s in chosen if chosen.count(s) > 1})]
+                 for s in _repeated(chosen)]
     headers: dict[tuple[str, str], _Header | None] = {}
     for rec in manifest.recordings:
         if rec.subject not in chosen:

@@ -32,6 +32,7 @@ import pickle
 import re
 import struct
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -434,7 +435,7 @@ def subject_files(data_dir: str | os.PathLike, subjects=None) -> list[Path]:
     wanted = [_subject_key(s) for s in subjects]
     if not wanted:
         raise DeapFormatError(f"{root}: the subject list is empty")
-    twice = sorted({s for s in wanted if wanted.count(s) > 1})
+    twice = sorted(s for s, n in Counter(wanted).items() if n > 1)
     if twice:
         raise DeapFormatError(f"{root}: subject(s) {twice} named more than once")
     unknown = [s for s in wanted if s not in by_id]
