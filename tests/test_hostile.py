@@ -453,3 +453,16 @@ def test_colliding_keys_cost_bounded_time(tmp_path):
     with pytest.raises(ManifestError, match="a mapping with more than 1000 keys"):
         custom.load_manifest(yaml_path)
     assert time.perf_counter() - start < 10
+
+
+def test_fingerprints_of_a_custom_set_follow_its_files_and_rows(tmp_path):
+    manifest = cs.small_set(tmp_path / "set")
+    before = custom.subject_fingerprints(manifest)
+    assert sorted(before) == ["p01", "p02"] and custom.subject_fingerprints(manifest, ["p02"]) == {"p02": before["p02"]}
+    table = tmp_path / "set" / "trials.csv"
+    table.write_text(table.read_text().replace(",5.0,", ",5.5,", 1))  # one rating of p01 changed
+    after = custom.subject_fingerprints(manifest)
+    assert after["p01"] != before["p01"] and after["p02"] == before["p02"]
+    (tmp_path / "set" / "raw" / "p02_run1_raw.fif").unlink()
+    with pytest.raises(ManifestError, match=r"p02_run1_raw\.fif: recording 'run1' of subject 'p02' not found"):
+        custom.subject_fingerprints(manifest)

@@ -1071,6 +1071,10 @@ def subject_fingerprints(manifest: Manifest | str | os.PathLike, subjects=None) 
     manifest = _as_manifest(manifest)
     chosen = manifest.subjects if subjects is None else tuple(str(s) for s in subjects)
     table, problems = read_trials(manifest)
+    problems += [Problem("missing-file", str(r.path), f"recording {r.recording!r} of subject {r.subject!r} not found")
+                 for r in manifest.recordings if r.subject in chosen and not _is_file(r.path)]
+    problems += [Problem("manifest", str(manifest.path), f"subject {s!r} is not in the manifest")
+                 for s in chosen if s not in manifest.subjects]
     if problems:
         raise ManifestError(manifest.path, problems)
     return {s: source_fingerprint(source_files(manifest, s), _cache_text(manifest, table, s)) for s in chosen}
