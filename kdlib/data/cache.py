@@ -91,8 +91,20 @@ def cache_key(source: str | os.PathLike | Sequence[str | os.PathLike], config: P
 
 
 def source_fingerprint(sources: Sequence[str | os.PathLike], extra: str = "") -> str:
-    """One subject's data as one fingerprint (32 hex digits): :func:`file_fingerprint` of every
-    source file, in order, and ``extra`` (what else shapes the data, as for :func:`cache_key`)."""
+    """One subject's data as one fingerprint.
+
+    Parameters
+    ----------
+    sources : sequence of path-like
+        Every source file of the subject, in a fixed order (each through :func:`file_fingerprint`).
+    extra : str
+        What else shapes the data, as for :func:`cache_key`.
+
+    Returns
+    -------
+    str
+        32 hex digits.
+    """
     h = hashlib.blake2b(digest_size=16)
     h.update("|".join(file_fingerprint(p) for p in sources).encode())
     if extra:
@@ -101,10 +113,21 @@ def source_fingerprint(sources: Sequence[str | os.PathLike], extra: str = "") ->
 
 
 def dataset_fingerprints(data_dir: str | os.PathLike, subjects=None) -> dict[str, str]:
-    """``{subject: fingerprint}`` of a DEAP-format folder (all, or the chosen subjects).
+    """The fingerprint of every (or every chosen) subject of a DEAP-format folder.
 
     What a run folder records of its data (:meth:`kdlib.evaluate.DataSpec.fingerprint`): a file
     rewritten since (even with the same name) or a subject added or removed shows as a change.
+
+    Parameters
+    ----------
+    data_dir : path-like
+    subjects : iterable of int or str, optional
+        As for :func:`kdlib.data.deap.subject_files`.
+
+    Returns
+    -------
+    dict
+        ``{subject id: source_fingerprint}``, in subject order.
     """
     return {deap.subject_id_from_path(p): source_fingerprint([p]) for p in deap.subject_files(data_dir, subjects)}
 
@@ -215,10 +238,20 @@ def _checked_windows(rec: Recording, config: PrepConfig) -> WindowSet:
 
 
 def clean_temporaries(cache_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Remove the half-written entries interrupted writers left in the cache folder.
+    """Remove the half-written entries that killed writers left in the cache folder.
 
     :func:`prepare_dataset`, :func:`build_cache` and :func:`~kdlib.data.custom.prepare_custom`
     call it when they start (see :func:`kdlib.io.remove_stale_temporaries`).
+
+    Parameters
+    ----------
+    cache_dir : path-like, optional
+        Default :func:`kdlib.paths.cache_dir`.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The temporaries removed.
     """
     return remove_stale_temporaries(Path(cache_dir) if cache_dir is not None else paths.cache_dir())
 

@@ -1061,10 +1061,27 @@ def prepare_custom(manifest: Manifest | str | os.PathLike, config: PrepConfig = 
 
 
 def subject_fingerprints(manifest: Manifest | str | os.PathLike, subjects=None) -> dict[str, str]:
-    """``{subject: fingerprint}`` of a custom data set: every source file of the subject and
-    what else shapes its windows (settings, channel map, its trial rows), as the cache keys it.
+    """The fingerprint of every (or every chosen) subject of a custom data set.
 
-    What a run folder records of its data (:meth:`kdlib.evaluate.DataSpec.fingerprint`).
+    Each covers the subject's source files and what else shapes its windows (settings, channel
+    map, its trial rows), as its cache key does. What a run folder records of its data
+    (:meth:`kdlib.evaluate.DataSpec.fingerprint`).
+
+    Parameters
+    ----------
+    manifest : Manifest or path-like
+    subjects : iterable of str, optional
+        Default: every subject of the manifest.
+
+    Returns
+    -------
+    dict
+        ``{subject: fingerprint}`` (:func:`kdlib.data.cache.source_fingerprint`).
+
+    Raises
+    ------
+    ManifestError
+        An unreadable trials table, a missing recording, a subject not in the manifest.
     """
     from .cache import source_fingerprint
 
