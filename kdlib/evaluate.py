@@ -113,12 +113,22 @@ class DataSpec:
         return cache.prepare_dataset(folder, self.prep, subjects=subjects, cache_dir=cdir, progress=False)
 
     def fingerprint(self, subjects=None) -> dict[str, str]:
-        """``{subject: fingerprint}`` of the data this spec reads (all subjects, or ``subjects``).
+        """What the data this spec reads are, subject by subject.
 
         The cache's file fingerprints (:func:`kdlib.data.cache.source_fingerprint`: name, size,
         modification time and the first and last 64 KiB of every source file; for a custom
         data set also its settings and trial rows). A run folder records it in ``config.json``:
         rewritten files, or subjects added or removed, show as a change.
+
+        Parameters
+        ----------
+        subjects : list of str, optional
+            The run's subjects (default: every subject of the data set).
+
+        Returns
+        -------
+        dict
+            ``{subject: fingerprint}``.
         """
         from .data import cache, dataset_dir
 
