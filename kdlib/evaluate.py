@@ -586,6 +586,8 @@ class _backend:
     def __init__(self, backend: str, scheduler, n_jobs: int):
         if backend not in ("loky", "dask", "sequential"):
             raise ValueError(f"unknown backend {backend!r}; choose loky, dask or sequential")
+        if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or (n_jobs < 1 and n_jobs != -1):
+            raise ValueError(f"n_jobs must be a whole number >= 1 (or -1: every core), got {n_jobs!r}")
         self.backend, self.scheduler, self.n_jobs, self.client = backend, scheduler, n_jobs, None
 
     def __enter__(self) -> dict:

@@ -466,3 +466,9 @@ def test_fingerprints_of_a_custom_set_follow_its_files_and_rows(tmp_path):
     (tmp_path / "set" / "raw" / "p02_run1_raw.fif").unlink()
     with pytest.raises(ManifestError, match=r"p02_run1_raw\.fif: recording 'run1' of subject 'p02' not found"):
         custom.subject_fingerprints(manifest)
+
+
+@pytest.mark.parametrize("n_jobs", [0, -2, 1.5])
+def test_run_protocol_refuses_a_meaningless_number_of_jobs(synth, tmp_path, n_jobs):
+    with pytest.raises(ValueError, match=rf"n_jobs must be a whole number >= 1 \(or -1: every core\), got {n_jobs}"):
+        run_protocol(synth, ProtocolConfig(**MAJORITY), out=tmp_path / "run", n_jobs=n_jobs, progress=False)
