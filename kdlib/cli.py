@@ -356,8 +356,12 @@ def _finite(option: str):
 
 
 def _folder(option: str):
+    """A check of a folder option: it may be missing (it is made), not a file."""
     def check(value):
-        if value and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
+        from . import paths
+
+        path = paths.resolve(value, Path()) if value else None  # as the commands resolve it
+        if path is not None and path.exists() and not path.is_dir():
             return f"{option} {value}: exists and is not a folder"
         return None
     return check
