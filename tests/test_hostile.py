@@ -97,7 +97,7 @@ def test_byte_strings_declaring_more_than_the_file_holds_are_refused_before_read
     for reader in (deap.load_dat, deap.map_dat):
         with pytest.raises(DeapFormatError, match=r"s01\.dat.*BINBYTES8 declares 1152921504606846976 bytes"):
             reader(path)
-    path.write_bytes(h.PROTO2 + h.NONE + b"r" + (2**32 - 1).to_bytes(4, "little") + b".")  # LONG_BINPUT: a 4e9-slot memo
+    path.write_bytes(h.PROTO2 + h.NONE + b"r" + (2**32 - 1).to_bytes(4, "little") + b".")  # a 4e9-slot memo
     with pytest.raises(DeapFormatError, match="memo index 4294967295"):
         deap.load_dat(path)
 
@@ -147,7 +147,8 @@ def test_a_1mb_nested_tuple_key_exits_1_with_one_line_not_a_segfault(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "kdlib", *argv], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 1, (proc.returncode, proc.stderr[-500:])  # not 139 (SIGSEGV)
         assert len(proc.stderr.strip().splitlines()) == 1 and "nested deeper than 32 levels" in proc.stderr
-    code = "import sys; from kdlib.data import deap\ntry:\n    deap.{}(sys.argv[1])\nexcept deap.DeapFormatError:\n    sys.exit(7)"
+    code = ("import sys; from kdlib.data import deap\ntry:\n    deap.{}(sys.argv[1])\n"
+            "except deap.DeapFormatError:\n    sys.exit(7)")
     for reader in ("load_dat", "map_dat"):
         proc = subprocess.run([sys.executable, "-c", code.format(reader), str(folder / "s01.dat")], timeout=120)
         assert proc.returncode == 7

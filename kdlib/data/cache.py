@@ -41,7 +41,8 @@ from . import deap
 from .recording import Recording
 from .windows import DEFAULT, PrepConfig, WindowSet, concat_windows, make_windows
 
-__all__ = ["CACHE_VERSION", "file_fingerprint", "source_fingerprint", "dataset_fingerprints", "cache_key", "cached_windows", "prepare_subject",
+__all__ = ["CACHE_VERSION", "file_fingerprint", "source_fingerprint", "dataset_fingerprints", "cache_key",
+           "cached_windows", "prepare_subject",
            "prepare_dataset", "build_cache", "load_entry", "save_entry", "list_entries", "clean_temporaries"]
 
 CACHE_VERSION = 2  # bump when the preparation code changes what it produces
