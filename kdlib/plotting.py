@@ -29,7 +29,7 @@ __all__ = [
     "mark_smoke",
 ]
 
-SIDE_COLOURS = {"train": "#4C72B0", "val": "#DD8452", "test": "#C44E52", "leak": "#8172B3"}
+SIDE_COLOURS = {"train": "#4C72B0", "quiz": "#55A868", "val": "#DD8452", "test": "#C44E52", "leak": "#8172B3"}
 SYNTHETIC_NOTE = "SYNTHETIC DATA (kdlib generator), not real EEG"
 SMOKE_NOTE = "SMOKE RUN: tiny models, a few epochs — these numbers say nothing about the method"
 
@@ -124,13 +124,13 @@ def plot_folds(table, subject: str | None = None, ax=None):
 
     if subject is not None:
         table = table[table["subject"] == subject]
-    sides = ["train", "val", "test"]
+    sides = [s for s in ("train", "quiz", "val", "test") if s != "quiz" or (table["side"] == "quiz").any()]
     grid = table.assign(code=table["side"].map(sides.index))
     per_cell = grid.groupby(["fold", "trial"])["code"]
-    codes = per_cell.max().where(per_cell.nunique() == 1, len(sides)).unstack()  # 3 = split (leak)
+    codes = per_cell.max().where(per_cell.nunique() == 1, len(sides)).unstack()  # len(sides) = split (leak)
     ax = _ax(ax, figsize=(max(6, 0.16 * codes.shape[1]), 0.5 * codes.shape[0] + 1.2))
     colours = [SIDE_COLOURS[s] for s in sides] + [SIDE_COLOURS["leak"]]
-    ax.imshow(codes.to_numpy(), aspect="auto", cmap=ListedColormap(colours), vmin=-0.5, vmax=3.5,
+    ax.imshow(codes.to_numpy(), aspect="auto", cmap=ListedColormap(colours), vmin=-0.5, vmax=len(sides) + 0.5,
               interpolation="nearest")
     ax.set_yticks(range(codes.shape[0]), [f"fold {f}" for f in codes.index])
     step = max(1, codes.shape[1] // 10)

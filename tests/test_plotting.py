@@ -193,3 +193,25 @@ def test_mark_smoke_banner_only_when_asked():
     plotting.mark_synthetic(fig)
     assert [t.get_text() for t in fig.texts] == [plotting.SMOKE_NOTE, plotting.SYNTHETIC_NOTE]
     assert "say nothing about the method" in plotting.SMOKE_NOTE
+
+
+def test_fold_picture_has_one_colour_per_side_with_the_quiz_and_marks_a_leak():
+    from kdlib.data.splits import Fold, fold_table, trial_kfold
+    from kdlib.data.windows import WindowSet
+    n_trials, n_win = 20, 2
+    n = n_trials * n_win
+    ws = WindowSet(eeg=np.zeros((n, 1, 2), np.float32), eog=np.zeros((n, 1, 2), np.float32),
+                   ratings=np.repeat(np.random.default_rng(0).uniform(1, 9, (n_trials, 4)), n_win, 0).astype(np.float32),
+                   subject=np.full(n, "s01"), trial=np.repeat(np.arange(1, n_trials + 1), n_win), start_s=np.zeros(n),
+                   fs=128.0, eeg_channels=("a",), eog_channels=("b",))
+    folds = trial_kfold(ws, "valence", 4, quiz_size=0.2)
+    ax = plotting.plot_folds(fold_table(ws, folds))
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["train", "quiz", "val", "test"]
+    image = ax.get_images()[0].get_array()
+    assert set(np.unique(image)) == {0, 1, 2, 3}  # every side shows up, no leak cell
+    f = folds[0]
+    leaky = Fold(0, np.r_[f.train, f.quiz[:1]], f.val, f.test, quiz=f.quiz)
+    ax = plotting.plot_folds(fold_table(ws, [leaky]))
+    assert "split across sides (leak)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert plotting.plot_folds(fold_table(ws, trial_kfold(ws, "valence", 4))).get_legend().get_texts()[1].get_text() == "val"
