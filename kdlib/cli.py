@@ -110,10 +110,10 @@ def _seed_list(text: str) -> tuple[int, ...]:
     """``'0,1,2'`` -> ``(0, 1, 2)``; a one-line error naming ``--seeds`` otherwise."""
     items = [t for t in text.replace(",", " ").split() if t]
     if not items or not all(t.isdigit() for t in items):
-        raise CliError(f"--seeds must be integers >= 0, comma-separated (e.g. --seeds 0,1,2), got {text!r}")
+        raise OptionError(f"--seeds must be integers >= 0, comma-separated (e.g. --seeds 0,1,2), got {text!r}")
     seeds = tuple(int(t) for t in items)
     if len(set(seeds)) != len(seeds):
-        raise CliError(f"--seeds: each seed may be given once, got {text!r}")
+        raise OptionError(f"--seeds: each seed may be given once, got {text!r}")
     return seeds
 
 

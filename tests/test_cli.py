@@ -126,6 +126,7 @@ def test_reproduce_errors_are_one_line(capsys, tmp_path, monkeypatch):
     for seeds in ("0,x", "-1", "1,1", ""):
         code, _, err = run(capsys, "reproduce", "--seeds", seeds, "--quiet")
         assert_one_line_error(code, err, "--seeds")
+        assert code == 2, "a bad option value is a usage error"
     code, _, err = run(capsys, "reproduce", "--quiz-size", "0", "--quiet")
     assert_one_line_error(code, err, "quiz")
 
