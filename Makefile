@@ -14,6 +14,8 @@ PY := $(VENV)/bin/python
 # -qq: errors only (pip's and setuptools' warnings about the machine's indexes are noise here)
 PIP := $(PY) -m pip -qq --disable-pip-version-check
 STAMP := $(VENV)/.installed
+# The exact tested versions (pyproject.toml declares only ranges): .venv is installed with them.
+CONSTRAINTS := constraints.txt
 BENCH_STAMP := $(VENV)/.installed-bench
 # torcheeg, for benchmarks/bench_vs_torcheeg.py only: 1.1.3 needs numpy<2 and scipy 1.10 (binary
 # wheel), so it gets its own git-ignored environment and never enters kdlib's dependencies.
@@ -52,10 +54,10 @@ help:  ## list the targets
 
 venv: $(STAMP)  ## create .venv, install kdlib[dev] and register the 'kdlib' Jupyter kernel
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --upgrade pip
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -c $(CONSTRAINTS) --upgrade pip
+	$(PIP) install -c $(CONSTRAINTS) -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "kdlib (.venv)"
 	touch $@
 
