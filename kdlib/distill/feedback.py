@@ -145,8 +145,8 @@ class FeedbackConfig:
     :class:`~kdlib.models.LateFusionTeacher`, whose "fusion" is its head only).
     """
 
-    every_k: int = 8  # one feedback step after every k teaching steps ("meta"; 8 ~ once per DEAP-subject epoch)
-    lam: float = 1.0  # lambda: weight of the temporary student's CE in the teacher's loss
+    every_k: int = 8  # a feedback step after every k teaching steps ("meta"; ~every 1.6 epochs of a DEAP subject)
+    lam: float = 1.0  # lambda: weight of the temporary student's CE (on quiz windows) in the teacher's loss
     lookahead_lr: float = 0.1  # eta: SGD step of the temporary student (look-ahead)
     teacher_lr: float = 1e-4  # Adam learning rate of the teacher (10x below the student's; 0: frozen)
     teacher_grad_clip: float | None = 1.0  # clip the teacher's gradient norm (None: no clipping)
