@@ -37,7 +37,7 @@ SYNTH_ARGS ?=
 DATASET ?= synthetic
 NB_ARGS ?=
 # The reproduce run of `make run` (kdlib reproduce): its folder and its size. The default is sized
-# for a 2-core CPU: the full protocol on every subject with the small (smoke-size) models, 14 min
+# for a 2-core CPU: the full protocol on every subject with the small (smoke-size) models and 3 seeds, 47 min
 # here (see README); for the full-size models or a real DEAP copy use e.g.
 # REPRO_ARGS="--preset paper --jobs 2" to run all 32 subjects.
 RUN_OUT ?= results/$(DATASET)
