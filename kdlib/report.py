@@ -54,7 +54,13 @@ def run_info(run_dir: str | os.PathLike) -> dict:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a kdlib run folder (no config.json)")
-    return json.loads(path.read_text())
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable run record ({type(exc).__name__}: {exc})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("protocol"), dict) or "data" not in info:
+        raise ValueError(f"{path}: not a kdlib run record (no protocol and data sections)")
+    return info
 
 
 def run_seeds(info: dict) -> list[int]:

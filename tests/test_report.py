@@ -174,3 +174,10 @@ def test_step_table_reports_the_quiz_the_loss_shares_and_the_teachers_movement()
     assert table.loc["v3", "n_quiz_trials"] == 5.5 and table.loc["v3", "teacher_dp"] == 0.02
     assert np.isnan(table.loc["v2", "feedback_steps"]) and table.loc["v2", "share_feat"] == 0.3
     assert step_table(pd.DataFrame([dict(task="valence", method="v2", acc_trial=0.5)])).empty
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"protocol": 3}'])
+def test_run_info_names_a_corrupt_config_json(tmp_path, text):
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(ValueError, match="config.json"):
+        report.run_info(tmp_path)
