@@ -274,15 +274,9 @@ def _resolved(path: str):
     arg("--out", default=None, help="where to write (default RESULTS_DIR/report)"),
 )
 def _report(args: argparse.Namespace, extra: list[str]) -> int:
-    import json
-
     from .report import write_report
 
-    run = _resolved(args.results_dir)
-    try:
-        written = write_report(run, args.out)
-    except json.JSONDecodeError as exc:  # the run record is the JSON file a report reads
-        raise CliError(f"{run / 'config.json'}: not valid JSON ({exc}); is this folder a kdlib run?") from None
+    written = write_report(_resolved(args.results_dir), args.out)  # a bad config.json: one line naming it
     for path in written:
         print(f"wrote {path}")
     return 0

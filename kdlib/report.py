@@ -56,8 +56,10 @@ def run_info(run_dir: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"{run_dir}: not a kdlib run folder (no config.json)")
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable run record ({type(exc).__name__}: {exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc}); is this folder a kdlib run?") from None
+    except ValueError as exc:  # json.JSONDecodeError
+        raise ValueError(f"{path}: not valid JSON ({exc}); is this folder a kdlib run?") from None
     if not isinstance(info, dict) or not isinstance(info.get("protocol"), dict) or "data" not in info:
         raise ValueError(f"{path}: not a kdlib run record (no protocol and data sections)")
     return info
