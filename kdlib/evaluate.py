@@ -115,9 +115,10 @@ class DataSpec:
     def fingerprint(self, subjects=None) -> dict[str, str]:
         """What the data this spec reads are, subject by subject.
 
-        The cache's file fingerprints (:func:`kdlib.data.cache.source_fingerprint`: name, size,
-        modification time and the first and last 64 KiB of every source file; for a custom
-        data set also its settings and trial rows). A run folder records it in ``config.json``:
+        For DEAP-format folders the name, size and whole content of every subject file
+        (:func:`kdlib.data.cache.content_fingerprint`: identical bytes rewritten are the same
+        data); for a custom data set the cache's file fingerprints (name, size, modification
+        time and the first and last 64 KiB of every source file) with its settings and trial rows. A run folder records it in ``config.json``:
         rewritten files, or subjects added or removed, show as a change.
 
         Parameters

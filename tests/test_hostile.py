@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import time
@@ -478,3 +479,18 @@ def test_fingerprints_of_a_custom_set_follow_its_files_and_rows(tmp_path):
 def test_run_protocol_refuses_a_meaningless_number_of_jobs(synth, tmp_path, n_jobs):
     with pytest.raises(ValueError, match=rf"n_jobs must be a whole number >= 1 \(or -1: every core\), got {n_jobs}"):
         run_protocol(synth, ProtocolConfig(**MAJORITY), out=tmp_path / "run", n_jobs=n_jobs, progress=False)
+
+
+def test_resume_after_the_same_data_was_rewritten_is_allowed(tmp_path):
+    """`make test` then `make run` rewrites the synthetic set with identical bytes: the run resumes."""
+    config = ProtocolConfig(**MAJORITY)
+    data = tmp_path / "data"
+    spec = DataSpec(dataset="synthetic", data_dir=str(data), cache_dir=str(tmp_path / "cache"))
+    synth_cfg = synthetic.SynthConfig(n_subjects=2, n_trials=10)
+    synthetic.write_dataset(data, synth_cfg, progress=False)
+    first = run_protocol(spec, config, out=tmp_path / "run", progress=False)
+    shutil.rmtree(data)
+    time.sleep(0.01)  # new modification times
+    synthetic.write_dataset(data, synth_cfg, progress=False)
+    again = run_protocol(spec, config, out=tmp_path / "run", progress=False)
+    assert again.drop(columns="seconds").equals(first.drop(columns="seconds"))

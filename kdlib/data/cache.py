@@ -113,11 +113,39 @@ def source_fingerprint(sources: Sequence[str | os.PathLike], extra: str = "") ->
     return h.hexdigest()
 
 
+def content_fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Fingerprint of a file's name, size and *whole content* (blake2b), not of its dates.
+
+    What a run folder records (:func:`dataset_fingerprints`): a file rewritten with the same bytes
+    (``make`` regenerating the synthetic set) is the same data, a file changed anywhere is not.
+    Reading every byte costs about a second per GB, once per run start.
+
+    Parameters
+    ----------
+    path : path-like
+    chunk : int
+        Bytes read at a time (memory stays bounded).
+
+    Returns
+    -------
+    str
+        32 hex digits.
+    """
+    path = Path(path)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{path.name}|{path.stat().st_size}|".encode())
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def dataset_fingerprints(data_dir: str | os.PathLike, subjects=None) -> dict[str, str]:
     """The fingerprint of every (or every chosen) subject of a DEAP-format folder.
 
     What a run folder records of its data (:meth:`kdlib.evaluate.DataSpec.fingerprint`): a file
-    rewritten since (even with the same name) or a subject added or removed shows as a change.
+    whose content changed since (even with the same name) or a subject added or removed shows as
+    a change; a file rewritten with identical bytes does not (:func:`content_fingerprint`).
 
     Parameters
     ----------
@@ -130,7 +158,7 @@ def dataset_fingerprints(data_dir: str | os.PathLike, subjects=None) -> dict[str
     dict
         ``{subject id: source_fingerprint}``, in subject order.
     """
-    return {deap.subject_id_from_path(p): source_fingerprint([p]) for p in deap.subject_files(data_dir, subjects)}
+    return {deap.subject_id_from_path(p): content_fingerprint(p) for p in deap.subject_files(data_dir, subjects)}
 
 
 _META = ("ratings", "subject", "trial", "start_s", "fs", "eeg_channels", "eog_channels", "threshold", "rule",
