@@ -99,6 +99,22 @@ class DataSpec:
     prep: PrepConfig = PrepConfig()
     cache_dir: str = ""
 
+    @classmethod
+    def from_record(cls, data: dict) -> DataSpec:
+        """The spec a run folder's ``config.json`` records (its ``"data"`` part; lists back to tuples).
+
+        Parameters
+        ----------
+        data : dict
+            ``kdlib.report.run_info(run_dir)["data"]``.
+
+        Returns
+        -------
+        DataSpec
+        """
+        prep = PrepConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["prep"].items()})
+        return cls(**{**data, "prep": prep})
+
     def load(self, subjects=None) -> WindowSet:
         """Windows of ``subjects`` (all when None), through the per-subject cache."""
         from .data import cache, dataset_dir

@@ -379,3 +379,10 @@ def test_summaries_and_paired_tests_average_seeds_within_subjects():
     (r,) = [r for _, r in tests.iterrows()]
     assert r["n_subjects"] == 6 and r["t"] == pytest.approx(t) and r["p_holm"] == pytest.approx(p)  # one test
     assert r["ci_low"] > 0 and not r["inside_noise"] and r["seed_sd"] < 0.01  # the seed shift cancels
+
+
+def test_data_spec_round_trips_through_a_run_record(spec, tmp_path):
+    import json
+    from dataclasses import asdict
+    record = json.loads(json.dumps(asdict(spec)))  # what config.json holds: tuples became lists
+    assert DataSpec.from_record(record) == spec
