@@ -222,8 +222,14 @@ def _quiet_logger(name: str) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _execute_one(path: Path, out_path: Path, parameters: dict[str, Any], kernel: str) -> None:
-    """Run one notebook with papermill in the output folder; wrap failures with its name."""
+def _execute_one(path: Path, out_path: Path, parameters: dict[str, Any], kernel: str,
+                 kernel_manager: Any = None) -> None:
+    """Run one notebook with papermill in the output folder; wrap failures with its name.
+
+    ``kernel_manager(log_path)``, when given, makes the kernel manager class instead of
+    :func:`_logging_kernel_manager` (e.g. a subclass of it that measures the kernel's memory:
+    ``benchmarks/bench_notebook_memory.py``).
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -238,7 +244,7 @@ def _execute_one(path: Path, out_path: Path, parameters: dict[str, Any], kernel:
                 kernel_name=kernel,
                 cwd=str(out_path.parent),
                 progress_bar=False,
-                kernel_manager_class=_logging_kernel_manager(log_path),
+                kernel_manager_class=(kernel_manager or _logging_kernel_manager)(log_path),
             )
     except PapermillExecutionError as err:
         raise NotebookRunError(
