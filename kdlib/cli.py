@@ -7,6 +7,7 @@ Subcommands::
     kdlib validate-manifest FILE                     list every problem of a custom data set
     kdlib reproduce [--protocol trial_kfold] ...     the evaluation protocol, results/<run>/
     kdlib report RESULTS_DIR                         summary tables (Markdown, CSV) and figures
+    kdlib sweep --grid smoke|full [--out DIR]        when does distillation help: a sweep over data knobs
     kdlib notebooks --smoke|--full                   execute the notebook sequence (papermill)
 
 Adding a subcommand is one function decorated with :func:`command` (its name, help and
@@ -279,6 +280,28 @@ def _report(args: argparse.Namespace, extra: list[str]) -> int:
     written = write_report(_resolved(args.results_dir), args.out)  # a bad config.json: one line naming it
     for path in written:
         print(f"wrote {path}")
+    return 0
+
+
+@command(
+    "sweep", "when does distillation help: the protocol on synthetic data sets along each knob; resumable",
+    arg("--grid", choices=("smoke", "full"), default="full",
+        help="grid preset of kdlib.sweep.SWEEP_PRESETS: smoke (seconds, for CI) or full (the recorded "
+             "experiment, ~25 min on 2 cores; default)"),
+    arg("--out", default="results/sweep", help="sweep folder (default results/sweep); an existing sweep is resumed"),
+    arg("--jobs", type=int, default=1, help="folds trained in parallel (processes, one torch thread each; default 1)"),
+    arg("--no-report", action="store_true", help="do not write the tables and figures at the end"),
+    arg("--quiet", action="store_true", help="no progress bar"),
+)
+def _sweep(args: argparse.Namespace, extra: list[str]) -> int:
+    from . import paths, sweep
+
+    out = paths.resolve(args.out, paths.results_dir() / "sweep")
+    results, _ = sweep.run_sweep(sweep.SWEEP_PRESETS[args.grid], out=out, n_jobs=args.jobs, progress=not args.quiet)
+    print(f"{len(results)} result rows of {results['point'].nunique()} points in {out / 'sweep.csv'}")
+    if not args.no_report:
+        for path in sweep.write_sweep_report(out):
+            print(f"wrote {path}")
     return 0
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "plot_loss_shares",
     "plot_confusion",
     "mark_smoke",
+    "plot_sweep",
 ]
 
 SIDE_COLOURS = {"train": "#4C72B0", "quiz": "#55A868", "val": "#DD8452", "test": "#C44E52", "leak": "#8172B3"}
@@ -567,4 +568,60 @@ def plot_loss_shares(history, model: str | None = None, ax=None):
     ax.set(xlabel="epoch", ylabel="share of the student loss", ylim=(0, 1),
            title=f"{model}: what the loss is made of" if model else "what the loss is made of")
     ax.legend(loc="upper right", frameon=True, fontsize="small")
+    return ax
+
+
+# --- the sweep (notebooks/07_when_does_distillation_help.ipynb, kdlib sweep) -------------------
+
+SWEEP_STYLE = {"V1 − scratch": ("C0", "-"), "V2 − scratch": ("C1", "-"), "V3 − scratch": ("C2", "-"),
+               "teacher − scratch": ("0.35", ":"), "EOG ceiling − scratch": ("k", "--")}
+
+
+def plot_sweep(gains, column: str, label: str | None = None, contrasts=None, ax=None, scale: float = 100.0):
+    """Gain over the scratch student against one knob: each contrast with its interval as a band.
+
+    Introduced in ``notebooks/07_when_does_distillation_help.ipynb``; ``kdlib sweep`` draws one per
+    task and knob.
+
+    Parameters
+    ----------
+    gains : pandas.DataFrame
+        One task's rows of :func:`kdlib.sweep.sweep_gains` along one knob
+        (:func:`kdlib.sweep.knob_slice`): columns ``column``, ``contrast``, ``mean_diff``, ``ci_low``,
+        ``ci_high``.
+    column : str
+        The knob's column, on the x axis (``synth_<knob>``, :func:`kdlib.sweep.knob_column`).
+    label : str, optional
+        The x axis label (default ``column``).
+    contrasts : sequence of str, optional
+        Which contrasts to draw (default: those of :data:`SWEEP_STYLE` present in ``gains``). The
+        students (V1/V2/V3 − scratch) get a line with a shaded 95 % band; the teacher and the
+        attainable gap (EOG ceiling − scratch) a line with error bars.
+    ax : matplotlib Axes, optional
+    scale : float
+        Multiplier of the differences (100: percentage points).
+
+    Returns
+    -------
+    matplotlib Axes
+        One line per contrast (labelled by it) and a horizontal line at 0: the scratch student.
+    """
+    ax = _ax(ax, (6.4, 4.0))
+    present = list(dict.fromkeys(gains["contrast"]))
+    contrasts = [c for c in (contrasts or SWEEP_STYLE) if c in present]
+    ax.axhline(0, color="k", lw=0.8)
+    for name in contrasts:
+        part = gains[gains["contrast"] == name].sort_values(column)
+        x = part[column].to_numpy(dtype=float)
+        mean, low, high = (scale * part[c].to_numpy(dtype=float) for c in ("mean_diff", "ci_low", "ci_high"))
+        colour, ls = SWEEP_STYLE.get(name, (None, "-"))
+        if name.startswith("V"):
+            (line,) = ax.plot(x, mean, ls, marker="o", ms=4, color=colour, label=name)
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15, lw=0)
+        else:
+            err = np.nan_to_num(np.abs(np.vstack([low, high]) - mean), nan=0.0)  # (2, n)
+            ax.errorbar(x, mean, yerr=err, fmt=ls, marker="s", ms=4, color=colour, capsize=3, lw=1.2, label=name)
+    ax.set_xticks(sorted(set(gains[column].astype(float))))
+    ax.set(xlabel=label or column, ylabel="Δ trial accuracy vs scratch (pp, 95 % CI)")
+    ax.legend(frameon=False, fontsize="small", loc="best")
     return ax
