@@ -100,6 +100,7 @@ class TrainConfig:
     seed: int = 0  # seeds dropout (global RNG) and the batch order
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:N" or "mps" (kdlib.repro.choose_device)
     num_threads: int | None = None  # torch CPU threads during fit, restored after (None: leave as is)
+    amp: bool = False  # bfloat16 autocast on CUDA in kdlib.batched (ignored on the CPU and by fit)
     progress: bool | None = None  # tqdm bar; None: on in a terminal or notebook, off when piped or $CI
 
     def __post_init__(self):

@@ -70,10 +70,10 @@ from kdlib.train import Batch, FitResult, TrainConfig, class_weights, fit, itera
 
 from .cka import linear_cka
 from .feedback import FEEDBACK_MODES, FeedbackConfig
-from .losses import FEATURE_LOSSES, FEATURE_NORMS, loss_shares, student_loss
+from .losses import FEATURE_LOSSES, FEATURE_NORMS, loss_shares, student_loss, student_loss_terms
 
 __all__ = ["DistillConfig", "SCRATCH", "V1", "V2", "V3", "PRESETS", "TeacherTargets", "teacher_targets",
-           "StudentWithAdapter", "build_student", "frozen", "DistillResult", "distill"]
+           "StudentWithAdapter", "build_student", "frozen", "DistillResult", "distill", "distill_batched"]
 
 
 @dataclass(frozen=True)
@@ -409,3 +409,117 @@ def distill(teacher: nn.Module | None, train: WindowSet, val: WindowSet | None, 
     return DistillResult(student=model.student, adapter=model.adapter, history=result.history,
                          best_epoch=result.best_epoch, cka_init=cka_init, config=config,
                          train_config=train_config, fit=result, seconds=time.perf_counter() - t0)
+
+
+# --- the fold-batched path -------------------------------------------------------------------------
+
+def _stack_targets(teachers, sets, batch_size, device) -> TeacherTargets:
+    """Each member's teacher over its own windows, stacked and padded: ``(K, N, C)``, ``(K, N, L, 2d)``."""
+    per = [teacher_targets(t, ws, batch_size, device) for t, ws in zip(teachers, sets)]
+    width = max(len(p.logits) for p in per)
+
+    def pad(x):  # (n, ...) -> (width, ...)
+        return torch.cat([x, x.new_zeros((width - len(x),) + tuple(x.shape[1:]))])
+    return TeacherTargets(torch.stack([pad(p.logits) for p in per]), torch.stack([pad(p.fused) for p in per]))
+
+
+class _BatchedEpochLog:
+    """:class:`_EpochLog` for a stacked ensemble: loss shares from each member's row, CKA of each
+    member's fused tokens against its own teacher's on its own probe windows."""
+
+    def __init__(self, probe: dict | None, probe_fused: torch.Tensor | None, config: DistillConfig,
+                 batch_size: int = 256):
+        self.probe, self.probe_fused, self.config, self.batch_size = probe, probe_fused, config, batch_size
+
+    def cka(self, ens, ids) -> list[float]:
+        if self.probe_fused is None:
+            return [math.nan] * len(ids)
+        rows = torch.tensor(ids, device=self.probe["eog"].device)
+        fused = []
+        with torch.no_grad():
+            for idx in iterate_batches(max(self.probe["n"][i] for i in ids), self.batch_size):
+                idx = idx.to(rows.device)
+                eog = self.probe["eog"][rows[:, None], idx[None, :]]  # (K, b, n_eog, T)
+                fused.append(ens.map(lambda m, e: m(eog=e).fused, eog))  # (K, b, L, d)
+        fused = torch.cat(fused, dim=1)  # (K, N, L, d)
+        return [linear_cka(fused[r, :self.probe["n"][i]], self.probe_fused[i, :self.probe["n"][i]])
+                for r, i in enumerate(ids)]
+
+    def __call__(self, epoch: int, ens, rows: list[dict]) -> list[dict]:
+        c = self.config
+        return [{**loss_shares(row, c.alpha, c.beta), "cka": ck} for row, ck in zip(rows, self.cka(ens, ens.members))]
+
+
+def distill_batched(teachers: list[nn.Module] | None, trains: list[WindowSet], vals: list[WindowSet | None],
+                    task: str, config: DistillConfig = V2, train_config: TrainConfig = DEFAULT_TRAIN, *,
+                    model_config=None) -> list[DistillResult]:
+    """:func:`distill` for the K folds of one subject x task x seed at once (:mod:`kdlib.batched`).
+
+    Parameters
+    ----------
+    teachers : list of FusionTeacher, or None
+        Member k's teacher, trained on member k's fold (``None`` for ``scratch``).
+    trains, vals : list of WindowSet
+        Each member's fold; training sets of one length (:func:`kdlib.batched.group_by_size`).
+    task : {'valence', 'arousal'}
+    config : DistillConfig
+        Variations without feedback only (``scratch``, ``v1``, ``v2``); variation 3 stays
+        sequential (:func:`distill`).
+    train_config : TrainConfig
+    model_config : ModelConfig, optional
+        Default: the teachers' config.
+
+    Returns
+    -------
+    list of DistillResult
+        One per member, as :func:`distill` returns (same history columns); ``seconds`` is the
+        batch's wall time divided by K.
+
+    Notes
+    -----
+    Agreement with :func:`distill` per member: see :mod:`kdlib.batched` (float rounding without
+    dropout; the KD term is written out, ``hinton_kd(vmap_safe=True)``).
+    """
+    from kdlib.batched import fit_batched, stack_windows
+
+    if config.feedback != "none":
+        raise ValueError(f"{config.method}: the feedback loop is not batched; use distill()")
+    if teachers is None and (config.needs_teacher or config.init_from_teacher):
+        raise ValueError(f"{config.method}: this configuration needs the teacher")
+    t0 = time.perf_counter()
+    device = choose_device(train_config.device)
+    model_config = model_config or teachers[0].config
+    aux, probe, probe_fused = {}, None, None
+    if teachers is not None:
+        probes = [v if v is not None and len(v) else t for v, t in zip(vals, trains)]
+        for t in teachers:
+            t.to(device)
+        targets = _stack_targets(teachers, trains, train_config.eval_batch_size, device)
+        aux = {"t_logits": targets.logits, "t_fused": targets.fused}  # (K, N, C), (K, N, L, 2d)
+        probe = stack_windows(probes, None, ("eog",), device)
+        probe_fused = _stack_targets(teachers, probes, train_config.eval_batch_size, device).fused
+    models = []
+    for k in range(len(trains)):
+        seed_everything(train_config.seed)
+        models.append(build_student(model_config, config, teachers[k] if teachers is not None else None).to(device))
+    log = _BatchedEpochLog(probe, probe_fused, config, train_config.eval_batch_size)
+    cka_init = _cka_init(models, log, device)
+
+    def loss_fn(m: StudentWithAdapter, batch: Batch, a: dict):
+        out = m(eog=batch.eog)
+        t = TeacherTargets(a["t_logits"], a["t_fused"]) if "t_logits" in a else None
+        loss, parts = student_loss_terms(out, t, batch.y, m.adapter, config, a.get("weight"), vmap_safe=True)
+        return loss, out.logits, parts
+
+    fits = fit_batched(models, trains, vals, task, train_config, loss_fn=loss_fn, aux=aux, on_epoch_end=log)
+    seconds = (time.perf_counter() - t0) / len(trains)
+    return [DistillResult(student=m.student, adapter=m.adapter, history=f.history, best_epoch=f.best_epoch,
+                          cka_init=c, config=config, train_config=train_config, fit=f, seconds=seconds)
+            for m, f, c in zip(models, fits, cka_init)]
+
+
+def _cka_init(models, log: _BatchedEpochLog, device) -> list[float]:
+    """Each untrained student's CKA (epoch 0), through the same stacked path as the epochs'."""
+    from kdlib.batched import Ensemble
+
+    return log.cka(Ensemble(models, device), list(range(len(models))))

@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .distill import DistillConfig
 
 __all__ = ["cross_entropy", "hinton_kd", "feature_mse", "feature_cosine", "FEATURE_LOSSES", "FEATURE_NORMS",
-           "feature_loss", "student_loss", "loss_shares", "teaching_step"]
+           "feature_loss", "student_loss", "student_loss_terms", "loss_shares", "teaching_step"]
 
 FEATURE_NORMS = ("layernorm", "none")
 
@@ -53,7 +53,8 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | 
     return F.cross_entropy(logits, y, weight=weight)
 
 
-def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0, *,
+              vmap_safe: bool = False) -> torch.Tensor:
     """Hinton's knowledge-distillation loss, ``T^2 * KL(p_t^T || p_s^T)``, averaged over windows.
 
     Introduced in ``notebooks/03_student_alignment.ipynb`` (written out there from the formula).
@@ -64,6 +65,10 @@ def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temper
     temperature : float
         ``T > 0``; both distributions are ``softmax(z / T)``. ``T = 1`` is plain KL on the
         predicted distributions (the predecessor's choice).
+    vmap_safe : bool
+        Write the KL out (``sum p_t (log p_t - log p_s)``) instead of ``F.kl_div``, which has no
+        ``torch.func.vmap`` batching rule; the fold-batched trainer (:mod:`kdlib.batched`) uses
+        it. Same value to float rounding.
 
     Returns
     -------
@@ -75,7 +80,10 @@ def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temper
         raise ValueError(f"temperature must be > 0, got {temperature}")
     log_p_s = F.log_softmax(student_logits / temperature, dim=-1)  # (B, C)
     log_p_t = F.log_softmax(teacher_logits / temperature, dim=-1)  # (B, C)
-    kl = F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)  # ()
+    if vmap_safe:
+        kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1).mean()  # (B, C) -> ()
+    else:
+        kl = F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)  # ()
     return temperature ** 2 * kl
 
 
@@ -155,14 +163,37 @@ def student_loss(student_out, teacher_out, y: torch.Tensor, adapter: FeatureAdap
         is logged whenever a teacher is given (also at ``alpha = 0``), ``feat`` only when
         ``beta > 0`` (NaN otherwise: without training, the adapter's output means nothing).
     """
+    loss, parts = student_loss_terms(student_out, teacher_out, y, adapter, config, weight)
+    return loss, {k: float("nan") if v is None else float(v.detach()) for k, v in parts.items()}
+
+
+def student_loss_terms(student_out, teacher_out, y: torch.Tensor, adapter: FeatureAdapter | None,
+                       config: DistillConfig, weight: torch.Tensor | None = None, *,
+                       vmap_safe: bool = False) -> tuple[torch.Tensor, dict]:
+    """:func:`student_loss` with its parts as tensors (``None`` where unused): no ``float()``, so
+    it runs under ``torch.func.vmap`` (the fold-batched trainer, :mod:`kdlib.batched`).
+
+    Parameters
+    ----------
+    student_out, teacher_out, y, adapter, config, weight
+        As for :func:`student_loss`.
+    vmap_safe : bool
+        Passed to :func:`hinton_kd`.
+
+    Returns
+    -------
+    loss : Tensor ()
+    parts : dict of str -> Tensor () or None
+        ``ce``, ``kd``, ``feat``, undetached.
+    """
     ce = cross_entropy(student_out.logits, y, weight)
-    loss, parts = ce, {"ce": float(ce.detach()), "kd": float("nan"), "feat": float("nan")}
+    loss, parts = ce, {"ce": ce, "kd": None, "feat": None}
     if teacher_out is None:
         if config.alpha or config.beta:
             raise ValueError(f"{config.method}: alpha/beta > 0 need the teacher's outputs")
         return loss, parts
-    kd = hinton_kd(student_out.logits, teacher_out.logits, config.temperature)
-    parts["kd"] = float(kd.detach())
+    kd = hinton_kd(student_out.logits, teacher_out.logits, config.temperature, vmap_safe=vmap_safe)
+    parts["kd"] = kd
     if config.alpha:
         loss = loss + config.alpha * kd
     if config.beta:
@@ -170,7 +201,7 @@ def student_loss(student_out, teacher_out, y: torch.Tensor, adapter: FeatureAdap
             raise ValueError(f"{config.method}: beta > 0 needs a FeatureAdapter")
         feat = feature_loss(student_out.fused, teacher_out.fused, adapter, config.feature_loss,
                             getattr(config, "feature_norm", "layernorm"))
-        parts["feat"] = float(feat.detach())
+        parts["feat"] = feat
         loss = loss + config.beta * feat
     return loss, parts
 
