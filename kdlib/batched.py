@@ -448,7 +448,8 @@ def _train_epoch(ens, opt, tr, aux, weight, rows, n, config, gen, loss_fn, step,
         batch = Batch(*(tr[m][pick] if tr[m] is not None else None for m in ("eeg", "eog")),  # (K, B, ...)
                       tr["y"][pick], idx_d.expand(len(rows), -1))  # (K, B)
         with _autocast(rows.device, config.amp):
-            loss, logits, parts = ens.map(member_loss, batch, _take(aux, weight, rows, idx_d), train=True)  # (K,), (K, B, C)
+            loss, logits, parts = ens.map(member_loss, batch, _take(aux, weight, rows, idx_d),
+                                          train=True)  # (K,), (K, B, C), parts (K,)
         loss, logits = loss.float(), logits.float()
         opt.zero_grad(set_to_none=True)
         loss.sum().backward()  # member k's gradient: d loss_k / d w_k (members share nothing)

@@ -228,6 +228,12 @@ def _validate_manifest(args: argparse.Namespace, extra: list[str]) -> int:
     arg("--shuffle-labels", action="store_true", help="control run: permute trial labels within subject (expect chance)"),
     arg("--checkpoints", action="store_true", help="save every fold's model state dicts under OUT/checkpoints/"),
     arg("--jobs", type=int, default=1, help="folds trained in parallel (processes, one torch thread each; default 1)"),
+    arg("--trainer", choices=("batched", "sequential"), default="batched",
+        help="batched (default): a subject's folds train as one stacked ensemble (kdlib.batched); sequential: "
+             "one fold at a time"),
+    arg("--device", default="auto", help="auto (CUDA if available, else CPU; default), cpu, cuda or cuda:N"),
+    arg("--amp", action="store_true",
+        help="mixed precision (bfloat16) on CUDA with --trainer batched; no effect on CPU"),
     arg("--backend", choices=("loky", "dask"), default="loky", help="local processes (loky) or a Dask cluster"),
     arg("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --backend dask)"),
     arg("--cache-dir", default="", help="cache folder (default: $KDLIB_DATA_DIR/cache, i.e. data/cache)"),
@@ -251,9 +257,16 @@ def _reproduce(args: argparse.Namespace, extra: list[str]) -> int:
                             subjects=tuple(f"s{s:02d}" if isinstance(s, int) else s for s in subjects or ()),
                             seeds=_seed_list(args.seeds), quiz_size=args.quiz_size,
                             model_preset=args.preset, train_preset=args.preset, epochs=args.epochs,
-                            shuffle_labels=args.shuffle_labels, save_checkpoints=args.checkpoints)
+                            shuffle_labels=args.shuffle_labels, save_checkpoints=args.checkpoints,
+                            trainer=args.trainer)
+    try:
+        from .repro import choose_device
+
+        choose_device(args.device)
+    except RuntimeError as exc:
+        raise CliError(f"--device {args.device}: {exc}") from None
     results = run_protocol(spec, config, out=args.out, n_jobs=args.jobs, backend=args.backend,
-                           scheduler=args.scheduler, progress=not args.quiet)
+                           scheduler=args.scheduler, progress=not args.quiet, device=args.device, amp=args.amp)
     print(f"{len(results)} result rows in {args.out}/results.csv")
     if not args.no_report:
         from .report import write_report

@@ -61,6 +61,9 @@ __all__ = [
     "label_permutation",
     "plan_units",
     "run_unit",
+    "batch_key",
+    "plan_batches",
+    "run_batch",
     "run_protocol",
     "load_results",
     "summarize",
@@ -173,6 +176,7 @@ class ProtocolConfig:
     epochs: int | None = None  # override the preset's epoch budget
     shuffle_labels: bool = False  # control run: trial labels permuted within subject (must give chance)
     save_checkpoints: bool = False  # write every fold's model state dicts under <out>/checkpoints/
+    trainer: Literal["sequential", "batched"] = "sequential"  # batched: a subject's folds as one stack (kdlib.batched)
 
     def __post_init__(self):
         if self.protocol not in _PROTOCOLS:
@@ -204,6 +208,8 @@ class ProtocolConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {v}")
         if self.val_size + self.quiz_size >= 1:
             raise ValueError(f"val_size + quiz_size must be < 1, got {self.val_size} + {self.quiz_size}")
+        if self.trainer not in ("sequential", "batched"):
+            raise ValueError(f"trainer must be 'sequential' or 'batched', got {self.trainer!r}")
         if "v3" in self.methods and self.quiz_size <= 0:
             raise ValueError("v3 needs quiz trials for its feedback batches: quiz_size must be > 0")
 
@@ -370,19 +376,19 @@ def _fold_of(ws: WindowSet, unit: Unit, config: ProtocolConfig) -> tuple[WindowS
 
 # --- one unit --------------------------------------------------------------------------------
 
-def _presets(config: ProtocolConfig, ws: WindowSet, seed: int = 0):
+def _presets(config: ProtocolConfig, ws: WindowSet, seed: int = 0, device: str = "auto", amp: bool = False):
     from . import models, train
 
     model_cfg = {"smoke": models.SMOKE, "default": models.DEFAULT, "paper": models.PAPER}[config.model_preset]
     train_cfg = {"smoke": train.SMOKE, "default": train.DEFAULT, "paper": train.PAPER}[config.train_preset]
-    train_cfg = replace(train_cfg, seed=seed, progress=False)
+    train_cfg = replace(train_cfg, seed=seed, progress=False, device=device, amp=amp)
     if config.epochs is not None:
         train_cfg = replace(train_cfg, epochs=config.epochs)
     return model_cfg.for_windows(ws), train_cfg
 
 
 def run_unit(spec: DataSpec, unit: Unit, config: ProtocolConfig, checkpoint_dir: str | None = None,
-             num_threads: int | None = 1) -> pd.DataFrame:
+             num_threads: int | None = 1, device: str = "auto", amp: bool = False) -> pd.DataFrame:
     """Train and score every method of ``config`` on one unit; one row per method.
 
     Parameters
@@ -395,38 +401,75 @@ def run_unit(spec: DataSpec, unit: Unit, config: ProtocolConfig, checkpoint_dir:
         Save each model's state dict there (``config.save_checkpoints``).
     num_threads : int, optional
         torch threads in this worker (1: parallel units do not fight over cores).
+    device : str
+        ``TrainConfig.device`` ("auto", "cpu", "cuda", ...).
+    amp : bool
+        ``TrainConfig.amp`` (mixed precision on CUDA; ignored on the CPU).
     """
+    _set_threads(num_threads)
+    data = _UnitData.load(spec, unit, config, _load_for([unit], spec, config))
+    model_cfg, train_cfg = _presets(config, data.ws, unit.seed, device, amp)
+    rows, teacher = [], None
+    for method in config.methods:
+        t0 = time.perf_counter()
+        prob, extra, model = _train_method(method, data.train, data.val, data.test, unit.task, model_cfg, train_cfg,
+                                           teacher, data.quiz)
+        if method == "teacher":
+            teacher = model
+        _save_model(checkpoint_dir, unit, method, model)
+        rows.append(data.row(method, prob, time.perf_counter() - t0, extra))
+    return pd.DataFrame(rows)
+
+
+def _set_threads(num_threads: int | None) -> None:
     import torch
 
     if num_threads is not None:
         torch.set_num_threads(num_threads)
-    ws = spec.load((list(config.subjects) or None) if config.protocol == "loso" else [unit.subject])
-    if config.shuffle_labels:
-        ws = shuffle_trial_labels(ws, unit.seed)
-    ws, fold = _fold_of(ws, unit, config)
-    sides = fold_windows(ws, fold, by={"loso": "subject", "trial_kfold": "trial"}.get(config.protocol))
-    train, quiz, val, test = (sides[side] for side in Fold.SIDES)
-    y_train = train.labels(unit.task)
-    majority = int(y_train.mean() >= 0.5)
-    y_test, groups = test.labels(unit.task), test.groups
-    model_cfg, train_cfg = _presets(config, ws, unit.seed)
-    sizes = dict(n_teach_trials=len(np.unique(train.groups)), n_quiz_trials=len(np.unique(quiz.groups)),
-                 n_val_trials=len(np.unique(val.groups)))
-    rows, teacher = [], None
-    for method in config.methods:
-        t0 = time.perf_counter()
-        prob, extra, model = _train_method(method, train, val, test, unit.task, model_cfg, train_cfg, teacher,
-                                           quiz)
-        if method == "teacher":
-            teacher = model
-        if checkpoint_dir and model is not None:
-            from .train import save_checkpoint
 
-            save_checkpoint(model, Path(checkpoint_dir) / unit.key / f"{method}.pt", method=method, unit=unit.key)
-        rows.append(dict(task=unit.task, subject=unit.subject, fold=unit.fold, seed=unit.seed, method=method,
-                         **scores(prob, y_test, groups, majority), seconds=time.perf_counter() - t0, **sizes,
-                         **extra))
-    return pd.DataFrame(rows)
+
+def _load_for(units: list[Unit], spec: DataSpec, config: ProtocolConfig) -> WindowSet:
+    """The windows the units need: every subject for loso, else the units' one subject."""
+    if config.protocol == "loso":
+        return spec.load(list(config.subjects) or None)
+    return spec.load(sorted({u.subject for u in units}))
+
+
+def _save_model(checkpoint_dir: str | None, unit: Unit, method: str, model) -> None:
+    if checkpoint_dir and model is not None:
+        from .train import save_checkpoint
+
+        save_checkpoint(model, Path(checkpoint_dir) / unit.key / f"{method}.pt", method=method, unit=unit.key)
+
+
+@dataclass
+class _UnitData:
+    """One unit's four sides (normalised on its teaching windows) and what its rows record."""
+
+    unit: Unit
+    ws: WindowSet
+    train: WindowSet
+    quiz: WindowSet
+    val: WindowSet
+    test: WindowSet
+
+    @classmethod
+    def load(cls, spec: DataSpec, unit: Unit, config: ProtocolConfig, ws: WindowSet) -> _UnitData:
+        if config.shuffle_labels:  # per subject: the same whichever subjects are loaded
+            ws = shuffle_trial_labels(ws, unit.seed)
+        ws, fold = _fold_of(ws, unit, config)
+        sides = fold_windows(ws, fold, by={"loso": "subject", "trial_kfold": "trial"}.get(config.protocol))
+        return cls(unit, ws, *(sides[side] for side in Fold.SIDES))
+
+    def row(self, method: str, prob: np.ndarray, seconds: float, extra: dict) -> dict:
+        """The results row of ``method`` from its test probabilities ``(N, 2)``."""
+        u = self.unit
+        majority = int(self.train.labels(u.task).mean() >= 0.5)
+        sizes = dict(n_teach_trials=len(np.unique(self.train.groups)), n_quiz_trials=len(np.unique(self.quiz.groups)),
+                     n_val_trials=len(np.unique(self.val.groups)))
+        return dict(task=u.task, subject=u.subject, fold=u.fold, seed=u.seed, method=method,
+                    **scores(prob, self.test.labels(u.task), self.test.groups, majority), seconds=seconds, **sizes,
+                    **extra)
 
 
 def _train_method(method, train, val, test, task, model_cfg, train_cfg, teacher, quiz=None):
@@ -454,6 +497,114 @@ def _train_method(method, train, val, test, task, model_cfg, train_cfg, teacher,
     result = distill(teacher, train, val, task, config, train_cfg, model_config=model_cfg,
                      quiz=quiz if config.feedback == "meta" else None)  # only v3's feedback reads the quiz
     return predict(result.student, test), dict(best_epoch=result.best_epoch, **result.summary()), result.student
+
+
+# --- a batch of units: one subject x task x seed, its folds trained as one stack -----------------
+
+def batch_key(unit: Unit, config: ProtocolConfig) -> tuple:
+    """Which units train together with ``config.trainer == "batched"``: the folds of one
+    (task, subject, seed); under loso every unit is its own batch (a fold per test subject)."""
+    if config.protocol == "loso":
+        return (unit.task, unit.subject, unit.seed, unit.fold)
+    return (unit.task, unit.subject, unit.seed)
+
+
+def plan_batches(units: list[Unit], config: ProtocolConfig) -> list[list[Unit]]:
+    """``units`` grouped by :func:`batch_key`, in the order of their first unit (one unit per
+    batch with the sequential trainer)."""
+    if config.trainer != "batched":
+        return [[u] for u in units]
+    groups: dict[tuple, list[Unit]] = {}
+    for u in units:
+        groups.setdefault(batch_key(u, config), []).append(u)
+    return list(groups.values())
+
+
+def run_batch(spec: DataSpec, units: list[Unit], config: ProtocolConfig, checkpoint_dir: str | None = None,
+              num_threads: int | None = 1, device: str = "auto", amp: bool = False) -> list[pd.DataFrame]:
+    """:func:`run_unit` for units of one :func:`batch_key`, each method's folds trained as one stack.
+
+    Every member keeps its own fold (its own teaching, quiz, validation and test windows, scaler
+    and teacher); only the arithmetic is shared (:mod:`kdlib.batched`). Variation 3 (feedback)
+    and the majority floor run member by member.
+
+    Parameters
+    ----------
+    spec : DataSpec
+    units : list of Unit
+        One task, subject and seed (:func:`plan_batches`).
+    config : ProtocolConfig
+    checkpoint_dir, num_threads, device, amp
+        As for :func:`run_unit`.
+
+    Returns
+    -------
+    list of pandas.DataFrame
+        One table per unit, in order, with :func:`run_unit`'s columns; ``seconds`` is each
+        method's wall time for the batch divided by the number of units.
+    """
+    if len({batch_key(u, config) for u in units}) != 1:
+        raise ValueError(f"run_batch: units of different batches: {[u.key for u in units]}")
+    _set_threads(num_threads)
+    ws = _load_for(units, spec, config)
+    members = [_UnitData.load(spec, u, config, ws) for u in units]
+    model_cfg, train_cfg = _presets(config, members[0].ws, units[0].seed, device, amp)
+    rows: list[list[dict]] = [[] for _ in units]
+    teachers = None
+    for method in config.methods:
+        t0 = time.perf_counter()
+        outs = _train_batched(method, members, model_cfg, train_cfg, teachers)
+        if method == "teacher":
+            teachers = [model for _, _, model in outs]
+        seconds = (time.perf_counter() - t0) / len(units)
+        for k, (prob, extra, model) in enumerate(outs):
+            _save_model(checkpoint_dir, units[k], method, model)
+            rows[k].append(members[k].row(method, prob, seconds, extra))
+    return [pd.DataFrame(r) for r in rows]
+
+
+def _train_batched(method, members: list[_UnitData], model_cfg, train_cfg, teachers):
+    """:func:`_train_method` for every member: ``[(test probabilities, extra columns, model)]``."""
+    from .batched import group_by_size
+    from .train import predict
+
+    task = members[0].unit.task
+    if method in ("majority", "v3"):  # nothing to batch / the feedback loop stays sequential
+        if method == "v3" and teachers is None:
+            teachers = [m for _, _, m in _train_batched("teacher", members, model_cfg, train_cfg, None)]
+        return [_train_method(method, d.train, d.val, d.test, task, model_cfg, train_cfg,
+                              teachers[k] if teachers is not None else None, d.quiz) for k, d in enumerate(members)]
+    if method in STUDENT_METHODS and teachers is None:
+        teachers = [m for _, _, m in _train_batched("teacher", members, model_cfg, train_cfg, None)]
+    outs = [None] * len(members)
+    for group in group_by_size([d.train for d in members]):
+        mine = [members[k] for k in group]
+        if method in BASELINE_METHODS:
+            fitted = _fit_group(method, mine, model_cfg, train_cfg)
+            done = [(predict(r.model, d.test), dict(best_epoch=r.best_epoch), r.model) for r, d in zip(fitted, mine)]
+        else:
+            from .distill.distill import PRESETS, distill_batched
+
+            results = distill_batched([teachers[k] for k in group], [d.train for d in mine], [d.val for d in mine],
+                                      task, PRESETS[method], train_cfg, model_config=model_cfg)
+            done = [(predict(r.student, d.test), dict(best_epoch=r.best_epoch, **r.summary()), r.student)
+                    for r, d in zip(results, mine)]
+        for k, out in zip(group, done):
+            outs[k] = out
+    return outs
+
+
+def _fit_group(method: str, members: list[_UnitData], model_cfg, train_cfg):
+    """A baseline (or the teacher) for every member, each initialised as :func:`_train_method` does."""
+    from .batched import fit_batched
+    from .models import build_model
+    from .repro import seed_everything
+
+    models = []
+    for _ in members:
+        seed_everything(train_cfg.seed)  # identical initial weights for a given seed, as in run_unit
+        models.append(build_model(method, model_cfg))
+    return fit_batched(models, [d.train for d in members], [d.val for d in members], members[0].unit.task, train_cfg)
 
 
 # --- the whole run ---------------------------------------------------------------------------
@@ -541,9 +692,17 @@ def _unit_file(out: Path, unit: Unit) -> Path:
     return out / "folds" / f"{unit.key}.csv"
 
 
+def _run_batch_or_unit(spec, batch, config, ckpt, device, amp) -> list[pd.DataFrame]:
+    """What a worker runs: :func:`run_batch` (batched trainer) or :func:`run_unit` on one unit."""
+    if config.trainer == "batched":
+        return run_batch(spec, batch, config, ckpt, device=device, amp=amp)
+    return [run_unit(spec, u, config, ckpt, device=device, amp=amp) for u in batch]
+
+
 def run_protocol(spec: DataSpec, config: ProtocolConfig, out: str | os.PathLike | None = None,
                  n_jobs: int = 1, backend: Literal["loky", "dask", "sequential"] = "loky",
-                 scheduler: str | None = None, progress: bool = True) -> pd.DataFrame:
+                 scheduler: str | None = None, progress: bool = True, device: str = "auto",
+                 amp: bool = False) -> pd.DataFrame:
     """Run (or resume) the whole protocol; return one row per (task, subject, fold, method).
 
     Parameters
@@ -562,12 +721,26 @@ def run_protocol(spec: DataSpec, config: ProtocolConfig, out: str | os.PathLike 
         Address of the Dask scheduler (``tcp://host:8786``), or a ``distributed.Client``.
     progress : bool
         tqdm bar over units, with an ETA.
+    device : str
+        Where the models train: ``"auto"`` (CUDA if available, else the CPU), ``"cpu"``,
+        ``"cuda"``, ``"cuda:N"``; an unavailable device is one error before anything runs.
+    amp : bool
+        Mixed precision (bfloat16 autocast) on CUDA with the batched trainer; ignored on the
+        CPU, whose results stay those of float32.
 
     Notes
     -----
     Resuming: units whose file exists are not run again; the folder's ``config.json`` must
-    match, so results of different settings never mix.
+    match, so results of different settings never mix. With ``config.trainer == "batched"`` the
+    unfinished units of one (task, subject, seed) train as one batch (:func:`run_batch`) and
+    their files are written together when it finishes: an interrupted batch leaves no file and
+    is retrained whole, so a resumed run has the same rows as an uninterrupted one. (A batch
+    whose units were partly finished, e.g. files deleted by hand, trains the rest as a smaller
+    stack: the same to the float-rounding tolerance of :mod:`kdlib.batched`.)
     """
+    from .repro import choose_device
+
+    choose_device(device)  # an unavailable device fails here, in one line, before any work
     from joblib import Parallel, delayed, parallel_config
     from tqdm.auto import tqdm
 
@@ -580,13 +753,15 @@ def run_protocol(spec: DataSpec, config: ProtocolConfig, out: str | os.PathLike 
     todo = [u for u in units if not _unit_file(out, u).is_file()]
     ckpt = str(out / "checkpoints") if config.save_checkpoints else None
     bar = tqdm(total=len(units), initial=len(units) - len(todo), desc="reproduce", unit="fold", disable=not progress)
-    jobs = (delayed(run_unit)(spec, u, config, ckpt) for u in todo)
+    batches = plan_batches(todo, config)
+    jobs = (delayed(_run_batch_or_unit)(spec, b, config, ckpt, device, amp) for b in batches)
     with _backend(backend, scheduler, n_jobs) as kwargs:
         with parallel_config(**kwargs):
-            for unit, rows in zip(todo, Parallel(return_as="generator")(jobs)) if todo else ():
-                with atomic_write(_unit_file(out, unit), "w") as fh:
-                    rows.to_csv(fh, index=False)
-                bar.update(1)
+            for batch, tables in zip(batches, Parallel(return_as="generator")(jobs)) if batches else ():
+                for unit, rows in zip(batch, tables):  # a batch's files appear when the whole batch is done
+                    with atomic_write(_unit_file(out, unit), "w") as fh:
+                        rows.to_csv(fh, index=False)
+                bar.update(len(batch))
     bar.close()
     results = load_results(out)
     with atomic_write(out / "results.csv", "w") as fh:

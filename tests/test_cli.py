@@ -148,3 +148,26 @@ def test_reproduce_then_report(capsys, tmp_path):
     assert (out / "report" / "ablation_valence.png").stat().st_size > 10_000
     code, stdout, _ = run(capsys, "report", str(out), "--out", str(tmp_path / "again"))
     assert code == 0 and (tmp_path / "again" / "summary.csv").is_file()
+
+
+def test_reproduce_device_and_trainer(capsys, tmp_path, monkeypatch):
+    import json
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, _, err = run(capsys, "reproduce", "--device", "cuda", "--out", str(tmp_path / "gpu"), "--quiet")
+    assert_one_line_error(code, err, "--device cuda", "CUDA was requested but is not available")
+    assert not (tmp_path / "gpu").exists()  # refused before the run folder or any data
+    data = tmp_path / "synth"
+    assert run(capsys, "synth", "--out", str(data), "--subjects", "1", "--trials", "8", "--quiet")[0] == 0
+    for trainer in ("batched", "sequential"):
+        out = tmp_path / trainer
+        code, _, err = run(capsys, "reproduce", "--data-dir", str(data), "--methods", "majority,eog_only",
+                           "--tasks", "valence", "--folds", "2", "--preset", "smoke", "--epochs", "1",
+                           "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--device", "cpu",
+                           "--trainer", trainer, "--no-report", "--quiet")
+        assert code == 0, err
+        assert json.loads((out / "config.json").read_text())["protocol"]["trainer"] == trainer
+    assert list(pd.read_csv(tmp_path / "batched" / "results.csv").columns) == \
+        list(pd.read_csv(tmp_path / "sequential" / "results.csv").columns)

@@ -386,3 +386,92 @@ def test_data_spec_round_trips_through_a_run_record(spec, tmp_path):
     from dataclasses import asdict
     record = json.loads(json.dumps(asdict(spec)))  # what config.json holds: tuples became lists
     assert DataSpec.from_record(record) == spec
+
+
+# --- the fold-batched trainer in the protocol -------------------------------------------------------
+
+BATCHED = dict(FAST, trainer="batched")
+
+
+def test_batched_runs_keep_the_table_and_train_each_fold_on_its_own_windows(spec, tmp_path, monkeypatch):
+    import kdlib.batched
+
+    seen, real = [], kdlib.batched.fit_batched
+
+    def spy(models, trains, vals, task, config, **kw):
+        seen.append([(set(zip(t.subject, t.trial)), set(zip(v.subject, v.trial))) for t, v in zip(trains, vals)])
+        return real(models, trains, vals, task, config, **kw)
+
+    monkeypatch.setattr(kdlib.batched, "fit_batched", spy)
+    methods = ("majority", "eog_only", "teacher", "scratch", "v2", "v3")
+    batched = run_protocol(spec, ProtocolConfig(methods=methods, tasks=("valence",), **BATCHED),
+                           out=tmp_path / "batched", progress=False)
+    sequential = run_protocol(spec, ProtocolConfig(methods=methods, tasks=("valence",), **FAST),
+                              out=tmp_path / "sequential", progress=False)
+    assert list(batched.columns) == list(sequential.columns)
+    keys = ["task", "subject", "fold", "seed", "method", "n_windows", "n_trials", "n_teach_trials"]
+    pd.testing.assert_frame_equal(batched[keys], sequential[keys])
+    assert len(seen) == 2 * 4  # subjects x (eog_only, teacher, scratch, v2): v3 and majority are not stacked
+    assert all(len(call) == 2 for call in seen)  # both folds of a subject in one stack
+    for call in seen:
+        for train, val in call:
+            assert not train & val
+        assert call[0][0] != call[1][0]  # each member its own fold's teaching trials
+
+
+def test_batched_resume_after_interruption_gives_the_same_table(spec, tmp_path, monkeypatch):
+    config = ProtocolConfig(methods=("majority", "eog_only", "teacher", "v1"), tasks=("arousal",), seeds=(0, 1),
+                            **BATCHED)
+    clean = run_protocol(spec, config, out=tmp_path / "clean", progress=False)
+    real, calls = evaluate.run_batch, {"n": 0}
+
+    def dies_on_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "run_batch", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_protocol(spec, config, out=tmp_path / "resumed", progress=False)
+    assert len(list((tmp_path / "resumed" / "folds").glob("*.csv"))) == 2 * 2  # two whole batches, no half one
+    ran = []
+    monkeypatch.setattr(evaluate, "run_batch", lambda s, units, *a, **k: ran.append(units) or real(s, units, *a, **k))
+    resumed = run_protocol(spec, config, out=tmp_path / "resumed", progress=False)
+    assert [len(b) for b in ran] == [2, 2]  # only the unfinished batches, each whole
+    assert all(u.seed == 1 for b in ran for u in b)
+    pd.testing.assert_frame_equal(_stable(resumed), _stable(clean))
+
+
+def test_batched_parallel_and_dask_give_the_same_results(spec, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    config = ProtocolConfig(methods=("majority", "teacher"), tasks=("valence",), **BATCHED)
+    local = run_protocol(spec, config, out=tmp_path / "local", progress=False, device="cpu")
+    parallel = run_protocol(spec, config, out=tmp_path / "parallel", n_jobs=2, progress=False)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        dask = run_protocol(spec, config, out=tmp_path / "dask", backend="dask", scheduler=cluster.scheduler_address,
+                            progress=False)
+    pd.testing.assert_frame_equal(_stable(parallel), _stable(local))
+    pd.testing.assert_frame_equal(_stable(dask), _stable(local))
+
+
+def test_batches_group_the_folds_of_a_subject_task_and_seed(spec):
+    ws = spec.load()
+    units = evaluate.plan_units(ws, ProtocolConfig(seeds=(0, 1), **BATCHED))
+    batches = evaluate.plan_batches(units, ProtocolConfig(seeds=(0, 1), **BATCHED))
+    assert sum(len(b) for b in batches) == len(units) and len(batches) == 2 * 2 * 2  # seeds x tasks x subjects
+    assert all(len({(u.task, u.subject, u.seed) for u in b}) == 1 for b in batches)
+    assert all(len(b) == 1 for b in evaluate.plan_batches(units, ProtocolConfig(seeds=(0, 1), **FAST)))
+    with pytest.raises(ValueError, match="trainer"):
+        ProtocolConfig(trainer="fast")
+
+
+def test_an_unavailable_device_fails_before_anything_runs(spec, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="CUDA was requested"):
+        run_protocol(spec, ProtocolConfig(methods=("majority",), **BATCHED), out=tmp_path / "gpu", device="cuda",
+                     progress=False)
+    assert not list((tmp_path / "gpu").glob("folds/*.csv"))
