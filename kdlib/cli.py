@@ -228,9 +228,9 @@ def _validate_manifest(args: argparse.Namespace, extra: list[str]) -> int:
     arg("--shuffle-labels", action="store_true", help="control run: permute trial labels within subject (expect chance)"),
     arg("--checkpoints", action="store_true", help="save every fold's model state dicts under OUT/checkpoints/"),
     arg("--jobs", type=int, default=1, help="folds trained in parallel (processes, one torch thread each; default 1)"),
-    arg("--trainer", choices=("batched", "sequential"), default="batched",
-        help="batched (default): a subject's folds train as one stacked ensemble (kdlib.batched); sequential: "
-             "one fold at a time"),
+    arg("--trainer", choices=("auto", "batched", "sequential"), default="auto",
+        help="batched: a subject's folds train as one stacked ensemble (kdlib.batched); sequential: one fold at "
+             "a time; auto (default): batched on CUDA, sequential on the CPU (where stacking does not pay)"),
     arg("--device", default="auto", help="auto (CUDA if available, else CPU; default), cpu, cuda or cuda:N"),
     arg("--amp", action="store_true",
         help="mixed precision (bfloat16) on CUDA with --trainer batched; no effect on CPU"),
@@ -258,13 +258,7 @@ def _reproduce(args: argparse.Namespace, extra: list[str]) -> int:
                             seeds=_seed_list(args.seeds), quiz_size=args.quiz_size,
                             model_preset=args.preset, train_preset=args.preset, epochs=args.epochs,
                             shuffle_labels=args.shuffle_labels, save_checkpoints=args.checkpoints,
-                            trainer=args.trainer)
-    try:
-        from .repro import choose_device
-
-        choose_device(args.device)
-    except RuntimeError as exc:
-        raise CliError(f"--device {args.device}: {exc}") from None
+                            trainer=_trainer(args.trainer, args.device))
     results = run_protocol(spec, config, out=args.out, n_jobs=args.jobs, backend=args.backend,
                            scheduler=args.scheduler, progress=not args.quiet, device=args.device, amp=args.amp)
     print(f"{len(results)} result rows in {args.out}/results.csv")
@@ -274,6 +268,16 @@ def _reproduce(args: argparse.Namespace, extra: list[str]) -> int:
         for path in write_report(_resolved(args.out)):
             print(f"wrote {path}")
     return 0
+
+
+def _trainer(trainer: str, device: str) -> str:
+    """``--trainer`` resolved for ``--device`` (an unavailable device: one line, before any work)."""
+    from .evaluate import resolve_trainer
+
+    try:
+        return resolve_trainer(trainer, device)
+    except RuntimeError as exc:
+        raise CliError(f"--device {device}: {exc}") from None
 
 
 def _resolved(path: str):

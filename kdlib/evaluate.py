@@ -63,6 +63,7 @@ __all__ = [
     "run_unit",
     "batch_key",
     "plan_batches",
+    "resolve_trainer",
     "run_batch",
     "run_protocol",
     "load_results",
@@ -507,6 +508,32 @@ def batch_key(unit: Unit, config: ProtocolConfig) -> tuple:
     if config.protocol == "loso":
         return (unit.task, unit.subject, unit.seed, unit.fold)
     return (unit.task, unit.subject, unit.seed)
+
+
+def resolve_trainer(trainer: str, device: str = "auto") -> str:
+    """``"auto"``: the batched trainer on CUDA, the sequential one elsewhere; otherwise ``trainer``.
+
+    Why: on the kit's 2-core CPU the stacked ensemble does not train faster per core than one
+    model at a time (``benchmarks/results/bench_batched.md``: these models' steps are dominated by
+    memory-bound convolutions, batch norm and elementwise work, which ``vmap`` makes no cheaper),
+    while a GPU runs a stack of small models in about the time of one.
+
+    Parameters
+    ----------
+    trainer : {'auto', 'batched', 'sequential'}
+    device : str
+        As for :func:`kdlib.repro.choose_device` (must be available).
+
+    Returns
+    -------
+    str
+        ``"batched"`` or ``"sequential"``.
+    """
+    if trainer != "auto":
+        return trainer
+    from .repro import choose_device
+
+    return "batched" if choose_device(device).type == "cuda" else "sequential"
 
 
 def plan_batches(units: list[Unit], config: ProtocolConfig) -> list[list[Unit]]:

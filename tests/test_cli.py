@@ -161,13 +161,14 @@ def test_reproduce_device_and_trainer(capsys, tmp_path, monkeypatch):
     assert not (tmp_path / "gpu").exists()  # refused before the run folder or any data
     data = tmp_path / "synth"
     assert run(capsys, "synth", "--out", str(data), "--subjects", "1", "--trials", "8", "--quiet")[0] == 0
-    for trainer in ("batched", "sequential"):
+    for trainer in ("batched", "sequential", "auto"):
         out = tmp_path / trainer
         code, _, err = run(capsys, "reproduce", "--data-dir", str(data), "--methods", "majority,eog_only",
                            "--tasks", "valence", "--folds", "2", "--preset", "smoke", "--epochs", "1",
                            "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--device", "cpu",
                            "--trainer", trainer, "--no-report", "--quiet")
         assert code == 0, err
-        assert json.loads((out / "config.json").read_text())["protocol"]["trainer"] == trainer
+        recorded = json.loads((out / "config.json").read_text())["protocol"]["trainer"]
+        assert recorded == {"auto": "sequential"}.get(trainer, trainer)  # auto: sequential on the CPU
     assert list(pd.read_csv(tmp_path / "batched" / "results.csv").columns) == \
         list(pd.read_csv(tmp_path / "sequential" / "results.csv").columns)

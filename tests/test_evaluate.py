@@ -475,3 +475,15 @@ def test_an_unavailable_device_fails_before_anything_runs(spec, tmp_path, monkey
         run_protocol(spec, ProtocolConfig(methods=("majority",), **BATCHED), out=tmp_path / "gpu", device="cuda",
                      progress=False)
     assert not list((tmp_path / "gpu").glob("folds/*.csv"))
+
+
+def test_auto_trainer_stacks_on_cuda_only(monkeypatch):
+    import torch
+
+    import kdlib.repro
+
+    assert evaluate.resolve_trainer("sequential", "cpu") == "sequential"
+    assert evaluate.resolve_trainer("batched", "cpu") == "batched"
+    assert evaluate.resolve_trainer("auto", "cpu") == "sequential"
+    monkeypatch.setattr(kdlib.repro, "choose_device", lambda prefer="auto": torch.device("cuda"))
+    assert evaluate.resolve_trainer("auto", "auto") == "batched"
