@@ -23,10 +23,17 @@ LEFT_FRONTAL = ["F3", "F7", "AF3", "Fp1", "FC5"]
 RIGHT_FRONTAL = ["F4", "F8", "AF4", "Fp2", "FC6"]
 
 
+#: The EEG effects of the ``privileged`` preset (version 1's sizes, 2.5 x the default) and the
+#: default EOG: large enough to see each mechanism on one subject (the default's are calibrated
+#: to DEAP-like accuracies, benchmarks/calibrate_synthetic.py).
+EEG_EFFECTS = {k: getattr(syn.PRIVILEGED, k) for k in ("valence_alpha_asymmetry", "valence_temporal_beta",
+                                                       "arousal_posterior_alpha", "arousal_beta", "arousal_theta")}
+
+
 @pytest.fixture(scope="module")
 def subject():
     """One subject with 80 trials (enough for stable per-trial correlations)."""
-    return syn.generate_subject(0, replace(syn.DEFAULT, n_trials=80, seed=3))
+    return syn.generate_subject(0, replace(syn.DEFAULT, n_trials=80, seed=3, **EEG_EFFECTS))
 
 
 def _power(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -218,11 +225,88 @@ def test_a_folder_of_foreign_subject_files_is_never_touched(tmp_path):
     assert foreign.read_bytes() == b"real DEAP, say"
 
 
+# --- the EEG -> EOG path and the ground truth ---------------------------------------------------
+
+#: sha256 of generator version 1's EOG (channels 33-34, float64 bytes) of subject s02 of TINY,
+#: computed with version 1 before the path existed. Version 2 changed only EEG knobs' defaults and
+#: added the path, which draws no random numbers: at eeg_to_eog=0 the EOG must not move.
+V1_EOG_SHA256 = "2ed98df6650506878439867a013373abcc6679796d3d197ee80c33bef9da5f64"
+
+
+def test_without_the_path_the_eog_is_version_1s_byte_for_byte():
+    import hashlib
+
+    eog = syn.generate_subject(1, replace(TINY, eeg_to_eog=0.0))["data"][:, 32:34]
+    assert hashlib.sha256(np.ascontiguousarray(eog).tobytes()).hexdigest() == V1_EOG_SHA256
+
+
+def test_the_path_adds_frontal_eeg_to_the_eog_linearly():
+    """EOG(g) - EOG(0) is g x (F7 - F8, Fp1) of the scalp EEG: linear in g, nothing else moves."""
+    runs = {g: syn.generate_subject(0, replace(TINY, eeg_to_eog=g))["data"] for g in (0.0, 0.5, 1.0)}
+    added = {g: runs[g][:, 32:34] - runs[0.0][:, 32:34] for g in (0.5, 1.0)}  # (n, 2, T)
+    np.testing.assert_allclose(added[1.0], 2 * added[0.5], atol=1e-9)
+    assert 1 < added[0.5].std() < 20  # microvolts of EEG, small beside blinks and drift
+    for g in (0.5, 1.0):  # EEG and peripheral channels untouched
+        np.testing.assert_array_equal(runs[g][:, :32], runs[0.0][:, :32])
+        np.testing.assert_array_equal(runs[g][:, 34:], runs[0.0][:, 34:])
+    # in the alpha band the added hEOG follows F7 - F8 of the (band-passed, referenced) EEG
+    eeg = runs[0.0][:, :32]
+    f7, f8 = deap.EEG_CHANNELS.index("F7"), deap.EEG_CHANNELS.index("F8")
+    alpha = lambda x: np.fft.irfft(np.fft.rfft(x) * _alpha_mask(x.shape[-1]), n=x.shape[-1])  # noqa: E731
+    r = np.corrcoef(alpha(added[1.0][:, 0]).ravel(), alpha(eeg[:, f7] - eeg[:, f8]).ravel())[0, 1]
+    assert r > 0.9
+
+
+def _alpha_mask(n: int) -> np.ndarray:
+    freqs = np.fft.rfftfreq(n, 1 / FS)
+    return ((freqs > 8) & (freqs < 13)).astype(float)
+
+
+def test_ground_truth_is_written_beside_the_files(tmp_path):
+    syn.write_dataset(tmp_path, TINY, progress=False)
+    truth = pd.read_csv(tmp_path / syn.GROUND_TRUTH_FILE)
+    assert len(truth) == TINY.n_subjects * TINY.n_trials
+    assert truth["subject"].tolist() == ["s01"] * 3 + ["s02"] * 3 and truth["trial"].tolist() == [0, 1, 2] * 2
+    arrays = syn.generate_subject(1, TINY)
+    mine = truth[truth["subject"] == "s02"]
+    np.testing.assert_allclose(mine[["latent_valence", "latent_arousal"]], arrays["latent"])
+    np.testing.assert_allclose(mine[["rating_valence", "rating_arousal"]], arrays["labels"][:, :2])
+    assert {"eeg__frontal_alpha_asym_gain", "eog__blink_rate_gain", "eog__saccade_rate_gain",
+            "eog__blink_amp_gain", "eog__eeg_path_alpha_front_L_log_gain"} <= set(truth)
+    no_path = syn.generate_subject(0, replace(TINY, eeg_to_eog=0))["truth"]
+    assert not any(c.startswith("eog__eeg_path_") for c in no_path)
+
+
+def test_ground_truth_survives_kept_files_and_fewer_subjects(tmp_path):
+    syn.write_dataset(tmp_path, TINY, progress=False)
+    first = (tmp_path / syn.GROUND_TRUTH_FILE).read_text()
+    (tmp_path / syn.GROUND_TRUTH_FILE).unlink()  # e.g. interrupted before it was written
+    stamp = (tmp_path / "s01.dat").stat().st_mtime_ns
+    syn.write_dataset(tmp_path, TINY, progress=False)
+    assert (tmp_path / syn.GROUND_TRUTH_FILE).read_text() == first  # regenerated, identical
+    assert (tmp_path / "s01.dat").stat().st_mtime_ns == stamp  # the file itself was kept
+    syn.write_dataset(tmp_path, replace(TINY, n_subjects=1), progress=False)
+    assert set(pd.read_csv(tmp_path / syn.GROUND_TRUTH_FILE)["subject"]) == {"s01"}
+
+
+def test_ground_truth_follows_the_latent(subject):
+    truth, latent = subject["truth"], subject["latent"]
+    assert spearmanr(latent[:, 0], truth["eeg__frontal_alpha_asym_gain"])[0] > 0.5
+    assert spearmanr(latent[:, 1], truth["eog__blink_rate_gain"])[0] > 0.4
+    assert spearmanr(latent[:, 0], truth["eog__saccade_rate_gain"])[0] > 0.3
+    assert spearmanr(latent[:, 1], truth["eeg__alpha_post_L_log_gain"])[0] < -0.3
+
+
 # --- configuration, description, command line ----------------------------------------------
 
 def test_presets_and_validation():
     assert (syn.SMOKE.n_subjects, syn.DEFAULT.n_subjects, syn.FULL.n_subjects) == (3, 8, 32)
     assert syn.FULL.n_trials == 40
+    assert {"smoke", "default", "full", "privileged", "no_path"} <= set(syn.PRESETS)
+    assert syn.PRESETS["no_path"].eeg_to_eog == 0 and syn.DEFAULT.eeg_to_eog > 0
+    priv = syn.PRESETS["privileged"]
+    assert priv.valence_alpha_asymmetry > syn.DEFAULT.valence_alpha_asymmetry
+    assert priv.arousal_blink_rate < syn.DEFAULT.arousal_blink_rate
     with pytest.raises(syn.SyntheticDataError, match="n_trials"):
         syn.SynthConfig(n_trials=1)
     with pytest.raises(syn.SyntheticDataError, match="negative"):

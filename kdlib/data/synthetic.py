@@ -48,23 +48,80 @@ EOG (channels 33 hEOG, 34 vEOG; bipolar, microvolts, *unfiltered* as in DEAP)
     on vEOG (asymmetric pulses of 100-300 uV lasting 200-400 ms, a small copy on hEOG),
     saccades (steps of the gaze position, large on hEOG, small on vEOG) and broadband noise.
     After the baseline, arousal raises the blink rate (and a little the blink amplitude);
-    valence raises the saccade rate, a weaker and different cue. EOG therefore tells something
-    about both ratings, but less than the EEG: an EOG-only student has room to learn from an
-    EEG + EOG teacher.
+    valence raises the saccade rate, a weaker and different cue.
+
+The path from EEG to EOG (``eeg_to_eog``)
+    EOG electrodes sit on the skin next to the frontal EEG sites, so they record frontal EEG by
+    volume conduction as well as the eyes: a horizontal bipolar EOG between the outer canthi is
+    close to a frontal-lateral difference such as F7 - F8 (where the frontal alpha asymmetry
+    that carries valence lives), a vertical EOG above and below one eye picks up frontopolar
+    (Fp1-like) activity. This "reverse" contamination is why regression-based ocular correction
+    over-corrects the EEG in the alpha and beta bands unless the EEG present in the EOG channels
+    is accounted for (Gasser et al. 1986, "The correction of EOG artifacts by frequency
+    dependent and frequency independent methods", Psychophysiology, whose transfer functions
+    over-compensated in the alpha and beta bands when the coherent EEG at the EOG electrodes was
+    ignored; the "bidirectional contamination" of EOG by cerebral activity is stated in Ann.
+    Biomed. Eng. 2008, doi:10.1007/s10439-008-9589-6). Neither gives a gain, so the value below
+    is ours. The generator adds ``eeg_to_eog`` x (F7 - F8) to hEOG and ``eeg_to_eog`` x Fp1 to
+    vEOG, taking the scalp EEG before DEAP's band-pass and average reference (the EEG model only
+    has content in 3-46 Hz; the infraorbital electrode's own EEG is neglected; the gain is the
+    same for every subject). The default 0.5 is a **judgment, not a measured value**: we found
+    no published gain of frontal EEG in EOG channels. It is the model's own spatial correlation
+    ``exp(-d / spatial_length_m)`` at the 3-4 cm between an outer canthus and F7. With it an
+    EOG-only student *can* in principle learn an EEG cue the teacher knows; in the default
+    regime that cue is faint (EOG band-power accuracy barely moves, see below), in the
+    ``privileged`` preset it is stronger. At 0 the EOG is byte-identical to generator version
+    1's for the same seed and EOG knobs (no random numbers are drawn for the path).
 
 Peripheral channels 35-40 (zEMG, tEMG, GSR, respiration, plethysmograph, temperature)
     Simple plausible signals (EMG noise in uV, skin conductance level with responses in uS,
     breathing and pulse waves in arbitrary units, skin temperature in deg C). They are **not**
     modelled for emotion and carry no information about the ratings.
 
+Ground truth (``ground_truth.csv``, written beside the files)
+    One row per subject and trial: ``subject`` ("s01"), ``trial`` (0-based, the file's order;
+    the DEAP loader numbers the same trials from 1), ``latent_valence``, ``latent_arousal``
+    (1-9), ``rating_valence``, ``rating_arousal`` (as written to the file), and the per-trial
+    parameters through which the emotion reaches each modality, all natural-log gains:
+
+    * ``eeg__<source>_log_gain`` for the 11 rhythm sources (``theta_fm``, ``alpha_post_L/R``,
+      ``alpha_front_L/R``, ``beta_central_L/R``, ``beta_temporal_L/R``, ``gamma_temporal_L/R``):
+      the source's log amplitude gain during the video, emotion effect plus its per-trial
+      stimulus nuisance (the EEG depends on the latent only through these), and
+      ``eeg__frontal_alpha_asym_gain`` = right minus left frontal alpha gain (a derived column).
+    * ``eog__blink_rate_gain``, ``eog__saccade_rate_gain``: log of (events in the 60 s video +
+      0.5) over the subject's mean rate x 60 s, i.e. the realised rates (they carry the per-trial
+      nuisance and the Poisson counting noise the EOG also shows); ``eog__blink_amp_gain``: the
+      mean log amplitude gain of the video's blinks (per-blink variation included).
+    * with ``eeg_to_eog`` > 0 only, ``eog__eeg_path_<source>_log_gain``: the EEG gains of the
+      sources of which at least :data:`PATH_VISIBILITY` (10 %) reaches the path electrodes
+      (frontal alpha, frontal-midline theta, temporal beta and gamma).
+
+    :mod:`kdlib.ceilings` turns it into ceilings beside every result.
+
 How hard is it?
-    Measured with the :data:`DEFAULT` knobs (8 subjects, 3 seeds; and 32 subjects): per
-    subject, log band powers of 4 s windows after the baseline, logistic regression, 5-fold
-    cross-validation grouped by trial, labels "rating > 5". EEG features reach about 69-72 %
-    window accuracy for valence and about 71 % for arousal, EOG features about 59-61 % for
-    both, against a majority class of 53-54 %; shuffled labels give 50 %. These figures are
-    set by the knobs above. On real DEAP, leakage-free EEG results are lower (roughly 51-66 %):
-    do not read the synthetic numbers as a target for the real data.
+    Measured with ``benchmarks/calibrate_synthetic.py`` (recorded in
+    ``benchmarks/results/calibrate_synthetic.md``): per subject, log band powers of 4 s windows
+    after the baseline, logistic regression, 5-fold cross-validation grouped by trial, labels
+    "rating > 5"; 8 subjects x seeds 0 and 1, mean over subjects. Generator version 2 with the
+    :data:`DEFAULT` knobs: EEG features reach 63.3 % trial accuracy for arousal and 59.2 % for
+    valence (window: 55.4 %, 54.3 %), EOG features 56.9 % and 61.4 % (window: 55.4 %, 55.4 %);
+    ``no_path`` (``eeg_to_eog=0``): EOG 57.5 % and 64.4 %; ``privileged``: EEG 76.9 % and
+    78.0 %, EOG 47.0 % and 59.4 %. The majority class of a test fold scores 41-45 % (with
+    balanced classes a training majority is more often than not the test minority). Real
+    DEAP, leakage-free and trial-level, gives roughly 51-66 % for EEG and 57-63 % for
+    peripheral signals incl. EOG (Koelstra et al. 2012: EEG 62.0 % arousal, 57.6 % valence;
+    peripheral 57.0 %, 62.7 %); version 1's EEG effects, 2.5 times larger, gave 80.6 % and 78.4 %
+    and were shrunk to sit in that range. Do not read the synthetic numbers as a target for
+    the real data.
+
+Presets (:data:`PRESETS`)
+    ``smoke`` (3 subjects), ``default`` (8), ``full`` (32, DEAP's size) share the knobs above.
+    Two regimes for ``notebooks/07_when_does_distillation_help.ipynb`` (8 subjects each):
+    ``privileged``, where the teacher knows much more than the EOG can show (EEG effects 2.5 x
+    the default, as in version 1; EOG effects halved), and ``no_path`` (the default with
+    ``eeg_to_eog=0``: the EEG and the EOG then share only the latent emotion, so the only route
+    from the teacher to an EOG student is soft labels less noisy than the ratings).
 
 Determinism: the same :class:`SynthConfig` gives byte-identical arrays. Subject ``i`` draws
 from ``np.random.SeedSequence(seed).spawn(...)[i]``, so it does not depend on how many
@@ -102,9 +159,13 @@ __all__ = [
     "SMOKE",
     "DEFAULT",
     "FULL",
+    "PRIVILEGED",
+    "NO_PATH",
     "PRESETS",
     "CONFIG_FILE",
+    "GROUND_TRUTH_FILE",
     "GENERATOR_VERSION",
+    "ground_truth_table",
     "SyntheticDataError",
     "subject_parameters",
     "generate_subject",
@@ -113,10 +174,12 @@ __all__ = [
     "main",
 ]
 
-GENERATOR_VERSION = 1  #: bump when the generative model changes: old folders are rewritten
+GENERATOR_VERSION = 2  #: bump when the generative model changes: old folders are rewritten
 CONFIG_FILE = "synthetic_config.json"  #: written beside the sNN.dat files
+GROUND_TRUTH_FILE = "ground_truth.csv"  #: what the generator knows per trial, beside the sNN.dat files
 N_BASELINE = int(BASELINE_S * FS)  # 384 samples of neutral pre-trial baseline
 N_FREQ = N_SAMPLES // 2 + 1  # rfft bins of one trial
+_VIDEO_S = (N_SAMPLES - N_BASELINE) / FS  # 60 s of video after the baseline
 FREQS = np.fft.rfftfreq(N_SAMPLES, 1.0 / FS)  # (N_FREQ,) Hz, resolution 1/63 Hz
 _FILE_RE = re.compile(r"^s\d+\.(dat|mat)$")
 
@@ -134,6 +197,13 @@ class SynthConfig:
     Effect sizes are log amplitude gains per unit of the scaled latent ``(latent - 5) / 4``
     (which runs from -1 to 1): an effect of 0.3 multiplies an amplitude by ``exp(0.3) = 1.35``
     at the top of the scale and by ``exp(-0.3) = 0.74`` at the bottom.
+
+    Presets (:data:`PRESETS`): ``smoke`` (3 subjects), ``default`` (8), ``full`` (32) share
+    these defaults; two regimes for ``notebooks/07_when_does_distillation_help.ipynb``:
+    ``privileged`` (EEG effects 2.5 x, EOG effects halved: the teacher knows much more than the
+    EOG can show) and ``no_path`` (``eeg_to_eog=0``: EEG and EOG share only the latent, so an
+    EOG student can gain from a teacher only through soft labels less noisy than the ratings).
+    ``rating_noise_sd``, ``eeg_to_eog`` and ``n_trials`` are the knobs of that notebook's sweep.
     """
 
     # size and seed
@@ -143,7 +213,7 @@ class SynthConfig:
 
     # ratings
     latent_spread: float = 3.5  # latent valence/arousal spread evenly over 5 +- this
-    rating_noise_sd: float = 1.0  # SD of the self-report noise: rating = latent + noise
+    rating_noise_sd: float = 1.0  # SD of the self-report noise: rating = latent + noise (huge: coin flips)
 
     # EEG background
     background_rms_uv: float = 6.0  # RMS of the 1/f background in 4-45 Hz, uV (before CAR)
@@ -167,11 +237,11 @@ class SynthConfig:
     stimulus_state_sd: float = 0.15  # per-trial log gain during the video only (not emotion)
 
     # emotion effects on EEG (log gain per unit scaled latent; after the baseline only)
-    valence_alpha_asymmetry: float = 1.0  # left-minus-right frontal alpha, lower with valence
-    valence_temporal_beta: float = 0.5  # temporal beta and gamma, higher with valence
-    arousal_posterior_alpha: float = 0.5  # posterior alpha, lower with arousal
-    arousal_beta: float = 0.4  # central beta, higher with arousal
-    arousal_theta: float = 0.25  # frontal-midline theta, higher with arousal
+    valence_alpha_asymmetry: float = 0.4  # left-minus-right frontal alpha, lower with valence
+    valence_temporal_beta: float = 0.2  # temporal beta and gamma, higher with valence
+    arousal_posterior_alpha: float = 0.2  # posterior alpha, lower with arousal
+    arousal_beta: float = 0.16  # central beta, higher with arousal
+    arousal_theta: float = 0.1  # frontal-midline theta, higher with arousal
     effect_jitter_sd: float = 0.3  # between-subject SD of log effect sizes
     onset_ramp_s: float = 1.0  # effects fade in over this time after the baseline, s
 
@@ -189,6 +259,7 @@ class SynthConfig:
     eog_drift_uv: float = 30.0  # RMS of the slow drift (< 1 Hz), uV
     eog_noise_uv: float = 3.0  # broadband noise, uV
     blink_leakage: float = 0.02  # share of the blink left in Fp1/Fp2 after artefact removal
+    eeg_to_eog: float = 0.5  # gain of frontal EEG volume-conducted into the EOG (0 = none; module docstring)
 
     def __post_init__(self):
         if not 1 <= self.n_subjects <= 99:
@@ -218,7 +289,14 @@ class SynthConfig:
 SMOKE = SynthConfig(n_subjects=3)  #: CI and quick checks: 3 subjects x 40 trials
 DEFAULT = SynthConfig()  #: notebooks and Binder: 8 subjects x 40 trials
 FULL = SynthConfig(n_subjects=32)  #: DEAP's size: 32 subjects x 40 trials
-PRESETS = {"smoke": SMOKE, "default": DEFAULT, "full": FULL}
+#: Regime: the teacher knows much more than the EOG can show (EEG effects 2.5 x the default,
+#: version 1's sizes; EOG effects halved). 8 subjects x 40 trials.
+PRIVILEGED = replace(DEFAULT, valence_alpha_asymmetry=1.0, valence_temporal_beta=0.5,
+                     arousal_posterior_alpha=0.5, arousal_beta=0.4, arousal_theta=0.25,
+                     arousal_blink_rate=0.35, arousal_blink_amp=0.05, valence_saccade_rate=0.3)
+#: Regime: no EEG in the EOG (``eeg_to_eog=0``): EEG and EOG share only the latent emotion.
+NO_PATH = replace(DEFAULT, eeg_to_eog=0.0)
+PRESETS = {"smoke": SMOKE, "default": DEFAULT, "full": FULL, "privileged": PRIVILEGED, "no_path": NO_PATH}
 
 
 # --- scalp geometry and rhythm generators -----------------------------------------------------
@@ -298,6 +376,12 @@ def _bandpass_gain(lo: float = 4.0, hi: float = 45.0, edge: float = 1.0) -> np.n
 _BANDPASS = _bandpass_gain()  # (N_FREQ,)
 _BAND = slice(int(np.flatnonzero(_BANDPASS)[0]), int(np.flatnonzero(_BANDPASS)[-1]) + 1)
 _FRONTOPOLAR = [EEG_CHANNELS.index("Fp1"), EEG_CHANNELS.index("Fp2")]
+#: (2, 32) scalp EEG carried into (hEOG, vEOG) by volume conduction, before the gain
+#: ``eeg_to_eog``: hEOG (outer canthi) ~ F7 - F8, vEOG (above minus below the left eye) ~ Fp1.
+_PATH_WEIGHTS = np.zeros((2, len(EEG_CHANNELS)))
+_PATH_WEIGHTS[0, EEG_CHANNELS.index("F7")], _PATH_WEIGHTS[0, EEG_CHANNELS.index("F8")] = 1.0, -1.0
+_PATH_WEIGHTS[1, EEG_CHANNELS.index("Fp1")] = 1.0
+PATH_VISIBILITY = 0.1  #: a source counts as seen through the path when >= this share of it reaches it
 
 
 def _onset_ramp(ramp_s: float) -> np.ndarray:
@@ -434,11 +518,21 @@ def _ratings(rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, np
 # --- one trial ---------------------------------------------------------------------------------
 
 def _eeg_trial(rng, p: dict, cfg: SynthConfig, v: np.ndarray, spectra: np.ndarray,
-               blink: np.ndarray) -> np.ndarray:
-    """(32, N_SAMPLES) EEG of one trial; ``v`` = scaled (valence, arousal) latent.
+               blink: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """EEG of one trial; ``v`` = scaled (valence, arousal) latent.
 
     Everything after the rhythm gains is linear, so it is done on the in-band rfft bins only:
     projection to the scalp, background, blink residual, band-pass and average reference.
+
+    Returns
+    -------
+    eeg : ndarray, shape (32, N_SAMPLES)
+        After DEAP's band-pass and average reference.
+    path : ndarray, shape (2, N_SAMPLES)
+        The scalp EEG that volume conduction carries into (hEOG, vEOG), before any gain:
+        F7 - F8 and Fp1 (:data:`_PATH_WEIGHTS`), unfiltered and unreferenced.
+    stim : ndarray, shape (n_sources,)
+        Each rhythm's log gain during the video (emotion + its stimulus nuisance).
     """
     ramp = _onset_ramp(cfg.onset_ramp_s)  # (T,)
     # rhythms: narrow-band noise x slowly varying gain x emotion gain after the baseline
@@ -452,12 +546,14 @@ def _eeg_trial(rng, p: dict, cfg: SynthConfig, v: np.ndarray, spectra: np.ndarra
     sources = osc * (p["amplitude_uv"][:, None] * np.exp(log_gain))  # (n_src, T)
     src = np.fft.rfft(sources, axis=1)[:, _BAND]  # (n_src, n_band)
     spec = _real_matmul(_source_patterns(), src) + _background(rng, p, cfg)  # (32, n_band)
+    path = np.zeros((2, N_FREQ), dtype=complex)  # (2, N_FREQ): EEG seen by hEOG, vEOG
+    path[:, _BAND] = _PATH_WEIGHTS @ spec
     spec[_FRONTOPOLAR] += cfg.blink_leakage * np.fft.rfft(blink)[_BAND]
     spec *= _BANDPASS[_BAND]
     spec -= spec.mean(axis=0, keepdims=True)  # common average reference
     full = np.zeros((len(EEG_CHANNELS), N_FREQ), dtype=complex)  # (32, N_FREQ)
     full[:, _BAND] = spec
-    return np.fft.irfft(full, n=N_SAMPLES)  # (32, T)
+    return np.fft.irfft(full, n=N_SAMPLES), np.fft.irfft(path, n=N_SAMPLES), stim  # (32, T), (2, T)
 
 
 def _real_matmul(a: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -483,13 +579,18 @@ def _event_times(rng, rate_base: float, rate_stim: float) -> np.ndarray:
     return np.sort((np.concatenate([t_base, t_stim]) * FS).astype(int))
 
 
-def _blinks(rng, p: dict, cfg: SynthConfig, v: np.ndarray) -> np.ndarray:
-    """(N_SAMPLES,) blink waveform (uV, positive on vEOG) of one trial."""
+def _blinks(rng, p: dict, cfg: SynthConfig, v: np.ndarray) -> tuple[np.ndarray, dict]:
+    """(N_SAMPLES,) blink waveform (uV, positive on vEOG) of one trial, and its video statistics
+    (log blink rate relative to the subject's mean rate, mean log amplitude gain)."""
     nuisance = np.exp(cfg.eog_trial_sd * rng.standard_normal())
     rate_stim = p["blink_rate_hz"] * nuisance * np.exp(p["arousal_blink_rate"] * v[1])
     onsets = _event_times(rng, p["blink_rate_hz"] * nuisance, rate_stim)  # (n_blinks,)
     amp = p["blink_amp_uv"] * np.exp(0.15 * rng.standard_normal(len(onsets)))
     amp[onsets >= N_BASELINE] *= np.exp(p["arousal_blink_amp"] * v[1])
+    video = onsets >= N_BASELINE
+    log_amp = np.log(amp[video] / p["blink_amp_uv"])  # (n_video_blinks,)
+    stats = {"blink_rate_gain": float(np.log((video.sum() + 0.5) / (p["blink_rate_hz"] * _VIDEO_S))),
+             "blink_amp_gain": float(log_amp.mean()) if len(log_amp) else 0.0}
     dur = p["blink_dur_s"] * rng.uniform(0.8, 1.2, len(onsets))  # (n_blinks,) s
     lag = np.arange(int(0.6 * FS)) / FS  # (L,) s, long enough for the longest blink
     tp = dur[:, None] / 3  # time to peak: fast closing, slower opening
@@ -498,26 +599,30 @@ def _blinks(rng, p: dict, cfg: SynthConfig, v: np.ndarray) -> np.ndarray:
     keep = idx < N_SAMPLES
     out = np.zeros(N_SAMPLES)
     np.add.at(out, idx[keep], (amp[:, None] * shape)[keep])
-    return out
+    return out, stats
 
 
-def _gaze(rng, p: dict, cfg: SynthConfig, v: np.ndarray) -> np.ndarray:
-    """(2, N_SAMPLES) horizontal and vertical gaze position (uV): fixations and saccades."""
+def _gaze(rng, p: dict, cfg: SynthConfig, v: np.ndarray) -> tuple[np.ndarray, dict]:
+    """(2, N_SAMPLES) horizontal and vertical gaze position (uV): fixations and saccades; and the
+    log saccade rate of the video relative to the subject's mean rate."""
     nuisance = np.exp(cfg.eog_trial_sd * rng.standard_normal())
     rate = p["saccade_rate_hz"] * nuisance
     times = _event_times(rng, rate, rate * np.exp(p["valence_saccade_rate"] * v[0]))
+    n_video = int((times >= N_BASELINE).sum())
+    stats = {"saccade_rate_gain": float(np.log((n_video + 0.5) / (p["saccade_rate_hz"] * _VIDEO_S)))}
     scale = p["saccade_amp_uv"] * np.array([1.0, 0.3])[:, None]  # (2, 1)
     fixations = scale * rng.standard_normal((2, len(times) + 1))  # (2, n_sacc + 1)
     which = np.searchsorted(times, np.arange(N_SAMPLES), side="right")  # (T,) fixation index
     pos = fixations[:, which]  # (2, T), steps
     kernel = np.ones(5) / 5  # ~40 ms saccade
-    return np.stack([np.convolve(row, kernel, mode="same") for row in pos])
+    return np.stack([np.convolve(row, kernel, mode="same") for row in pos]), stats
 
 
-def _eog_trial(rng, p: dict, cfg: SynthConfig, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """EOG (2, N_SAMPLES) of one trial, unfiltered, and its blink waveform (N_SAMPLES,)."""
-    blink = _blinks(rng, p, cfg, v)  # (T,)
-    eog = _gaze(rng, p, cfg, v)  # (2, T)
+def _eog_trial(rng, p: dict, cfg: SynthConfig, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """EOG (2, N_SAMPLES) of one trial, unfiltered and without the EEG path, its blink waveform
+    (N_SAMPLES,) and the statistics of its blinks and saccades during the video."""
+    blink, blink_stats = _blinks(rng, p, cfg, v)  # (T,)
+    eog, gaze_stats = _gaze(rng, p, cfg, v)  # (2, T)
     eog += np.array([0.05, 1.0])[:, None] * blink
     drift_shape = np.where(FREQS > 0, 1.0 / np.maximum(FREQS, 1e-3), 0.0) * (FREQS <= 1.0)
     eog += cfg.eog_drift_uv * _shaped_noise(rng, 2, drift_shape)  # 1/f^2 power below 1 Hz
@@ -525,7 +630,7 @@ def _eog_trial(rng, p: dict, cfg: SynthConfig, v: np.ndarray) -> tuple[np.ndarra
     slope = 0.5 * rng.standard_normal((2, 1))  # uV / s electrode polarisation
     offset = p["eog_offset_uv"][:, None] + 20.0 * rng.standard_normal((2, 1))
     eog += offset + slope * t + cfg.eog_noise_uv * rng.standard_normal((2, N_SAMPLES))
-    return eog, blink
+    return eog, blink, {**blink_stats, **gaze_stats}
 
 
 def _peripheral_trial(rng, p: dict) -> np.ndarray:
@@ -568,8 +673,9 @@ def generate_subject(subject_index: int, config: SynthConfig = DEFAULT) -> dict[
     dict
         ``data`` (n_trials, 40, 8064) float64, microvolts for EEG and EOG;
         ``labels`` (n_trials, 4) float64 ratings (valence, arousal, dominance, liking) in [1, 9];
-        ``latent`` (n_trials, 2) the latent valence and arousal that drive the signals (not
-        written to the files).
+        ``latent`` (n_trials, 2) the latent valence and arousal that drive the signals;
+        ``truth`` a dict of (n_trials,) arrays: the emotion-bearing parameters of every trial
+        (:data:`GROUND_TRUTH_FILE` describes them; latent and truth are not in the sNN files).
     """
     if subject_index < 0:
         raise SyntheticDataError(f"subject_index must be >= 0, got {subject_index}")
@@ -579,13 +685,38 @@ def generate_subject(subject_index: int, config: SynthConfig = DEFAULT) -> dict[
     scaled = (latent - 5.0) / 4.0  # (n_trials, 2) in [-1, 1]
     spectra = _source_spectra(p)  # (n_sources, N_FREQ)
     data = np.empty((config.n_trials, N_CHANNELS, N_SAMPLES))  # (n_trials, 40, 8064)
+    stims, eog_stats = [], []
     for k, seq in enumerate(trials_seq.spawn(config.n_trials)):
         rng = np.random.default_rng(seq)
-        eog, blink = _eog_trial(rng, p, config, scaled[k])  # (2, T), (T,)
-        data[k, :32] = _eeg_trial(rng, p, config, scaled[k], spectra, blink)
+        eog, blink, stats = _eog_trial(rng, p, config, scaled[k])  # (2, T), (T,)
+        data[k, :32], path, stim = _eeg_trial(rng, p, config, scaled[k], spectra, blink)
+        if config.eeg_to_eog:  # no new random numbers: at 0 the EOG is the version-1 EOG
+            eog = eog + config.eeg_to_eog * path  # (2, T)
         data[k, 32:34] = eog
         data[k, 34:] = _peripheral_trial(rng, p)
-    return {"data": data, "labels": labels, "latent": latent}
+        stims.append(stim)
+        eog_stats.append(stats)
+    truth = _truth(config, np.array(stims), eog_stats)
+    return {"data": data, "labels": labels, "latent": latent, "truth": truth}
+
+
+def _path_sources() -> list[int]:
+    """Indices of the rhythm sources of which >= :data:`PATH_VISIBILITY` reaches the EEG path."""
+    seen = np.abs(_PATH_WEIGHTS @ _source_patterns()).max(axis=0)  # (n_sources,)
+    return [j for j in range(N_SOURCES) if seen[j] >= PATH_VISIBILITY]
+
+
+def _truth(cfg: SynthConfig, stim: np.ndarray, eog_stats: list[dict]) -> dict[str, np.ndarray]:
+    """The per-trial emotion-bearing parameters, by modality (column names of the truth file)."""
+    names = [s.name for s in _SOURCES]
+    out = {f"eeg__{n}_log_gain": stim[:, j] for j, n in enumerate(names)}  # (n_trials,) each
+    idx = {n: j for j, n in enumerate(names)}
+    out["eeg__frontal_alpha_asym_gain"] = stim[:, idx["alpha_front_R"]] - stim[:, idx["alpha_front_L"]]
+    for key in eog_stats[0]:
+        out[f"eog__{key}"] = np.array([st[key] for st in eog_stats])
+    if cfg.eeg_to_eog:
+        out.update({f"eog__eeg_path_{names[j]}_log_gain": stim[:, j] for j in _path_sources()})
+    return out
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -632,8 +763,61 @@ def _prepare_folder(folder: Path, config: SynthConfig, overwrite: bool) -> bool:
     for path in subject_files:  # ours: drop stale subjects before marking the new config
         if not reuse or path.name not in wanted:
             path.unlink()
+    if not reuse:
+        (folder / GROUND_TRUTH_FILE).unlink(missing_ok=True)
     _write_config(folder, config)
     return reuse
+
+
+def ground_truth_table(subject_index: int, arrays: dict):
+    """One subject's rows of :data:`GROUND_TRUTH_FILE`, from :func:`generate_subject`'s output.
+
+    Parameters
+    ----------
+    subject_index : int
+        0-based (``s01`` is 0).
+    arrays : dict
+        :func:`generate_subject` output (``latent`` and ``truth`` are used).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per trial: ``subject`` ("s01"), ``trial`` (0-based, in the file's order; the
+        DEAP loader numbers the same trials from 1), ``latent_valence``, ``latent_arousal`` (1-9
+        scale), ``rating_valence``, ``rating_arousal`` (the ratings written to the file, so that a
+        reader can check the truth belongs to the files) and the emotion-bearing parameters,
+        ``eeg__*`` and ``eog__*`` (module docstring, "Ground truth").
+    """
+    import pandas as pd
+
+    n = len(arrays["latent"])
+    table = pd.DataFrame({"subject": f"s{subject_index + 1:02d}", "trial": np.arange(n),
+                          "latent_valence": arrays["latent"][:, 0], "latent_arousal": arrays["latent"][:, 1],
+                          "rating_valence": arrays["labels"][:, 0], "rating_arousal": arrays["labels"][:, 1]})
+    return pd.concat([table, pd.DataFrame(arrays["truth"])], axis=1)
+
+
+def _read_truth(folder: Path, n_trials: int) -> dict:
+    """``{subject: rows}`` of a folder's ground truth file; {} when absent or unreadable."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(folder / GROUND_TRUTH_FILE)
+    except (OSError, ValueError):
+        return {}
+    if not {"subject", "trial", "latent_valence", "latent_arousal"} <= set(table):
+        return {}
+    return {sub: rows.reset_index(drop=True) for sub, rows in table.groupby("subject", sort=True)
+            if len(rows) == n_trials}
+
+
+def _write_truth(folder: Path, truth: dict) -> None:
+    import pandas as pd
+
+    from ..io import atomic_write
+
+    with atomic_write(folder / GROUND_TRUTH_FILE, "w") as fh:
+        pd.concat([truth[k] for k in sorted(truth)], ignore_index=True).to_csv(fh, index=False)
 
 
 def write_dataset(out_dir=None, config: SynthConfig = DEFAULT, overwrite: bool = False,
@@ -669,6 +853,9 @@ def write_dataset(out_dir=None, config: SynthConfig = DEFAULT, overwrite: bool =
     * A folder holding ``sNN.dat``/``sNN.mat`` files but no ``synthetic_config.json`` (for
       example a real DEAP copy) is never touched: :class:`SyntheticDataError` is raised,
       even with ``overwrite=True``.
+    * The ground truth of every subject (:func:`ground_truth_table`) is written beside the
+      files as :data:`GROUND_TRUTH_FILE`, atomically, after each subject; a kept subject whose
+      rows are missing there is generated again for its truth (its file is kept).
     """
     from tqdm import tqdm
 
@@ -680,12 +867,21 @@ def write_dataset(out_dir=None, config: SynthConfig = DEFAULT, overwrite: bool =
     folder.mkdir(parents=True, exist_ok=True)
     reuse = _prepare_folder(folder, config, overwrite)
     paths = [_subject_path(folder, i) for i in range(config.n_subjects)]
+    stored = _read_truth(folder, config.n_trials) if reuse else {}
+    truth = {f"s{i + 1:02d}": stored[f"s{i + 1:02d}"] for i in range(config.n_subjects)
+             if f"s{i + 1:02d}" in stored}
     for i, path in enumerate(tqdm(paths, desc="synthetic subjects", unit="subject",
                                   disable=not progress)):
-        if reuse and path.is_file():
+        kept = reuse and path.is_file()
+        if kept and f"s{i + 1:02d}" in truth:
             continue
         arrays = generate_subject(i, config)
-        save_dat(path, arrays["data"], arrays["labels"])
+        if not kept:
+            save_dat(path, arrays["data"], arrays["labels"])
+        truth[f"s{i + 1:02d}"] = ground_truth_table(i, arrays)
+        _write_truth(folder, truth)  # after every subject: an interrupted run loses none
+    if set(truth) != set(stored):
+        _write_truth(folder, truth)  # e.g. fewer subjects than before
     return paths
 
 
@@ -741,6 +937,9 @@ def describe(config: SynthConfig = DEFAULT):
          f"arousal: rate +{c.arousal_blink_rate:g}, amplitude +{c.arousal_blink_amp:g}"),
         ("saccades", "hEOG (30 % on vEOG)", f"{c.saccade_rate_hz:g} / s, gaze SD "
          f"{c.saccade_amp_uv:g} uV", f"valence: rate +{c.valence_saccade_rate:g}"),
+        ("EEG in the EOG", "hEOG, vEOG", f"volume conduction: hEOG += {c.eeg_to_eog:g} x (F7 - F8), "
+         f"vEOG += {c.eeg_to_eog:g} x Fp1 (scalp EEG before band-pass and reference; 0 = none)",
+         "the EEG's own effects (frontal alpha asymmetry: valence)" if c.eeg_to_eog else "none (path off)"),
         ("EOG drift", "hEOG, vEOG", f"unfiltered: DC offset SD {c.eog_offset_uv:g} uV, drift "
          f"{c.eog_drift_uv:g} uV RMS below 1 Hz, linear trend, noise {c.eog_noise_uv:g} uV",
          "none"),
@@ -771,7 +970,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="output folder; a relative path is taken from the project root "
                         "(default: $KDLIB_DATA_DIR/synthetic, i.e. data/synthetic)")
     p.add_argument("--preset", default="default", choices=sorted(PRESETS),
-                   help="size preset: smoke (3 subjects), default (8), full (32, DEAP's size)")
+                   help="preset: smoke (3 subjects), default (8), full (32, DEAP's size); regimes "
+                        "privileged (EEG effects 2.5x, EOG effects halved) and no_path (no EEG in the EOG)")
     p.add_argument("--subjects", type=int, default=None,
                    help="number of subjects, overrides the preset (1-99)")
     p.add_argument("--trials", type=int, default=None,
