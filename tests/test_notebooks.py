@@ -156,3 +156,27 @@ def test_run_is_quiet_on_stderr(root, capfd):
     captured = capfd.readouterr()
     assert captured.err == ""  # no papermill parser chatter, no kernel start-up warnings
     assert ">=" in outputs_text(root / "build" / "notebooks" / "01_a.ipynb")
+
+
+def test_execute_one_takes_a_kernel_manager_factory(root):
+    """The hook benchmarks/bench_notebook_memory.py measures the kernel's memory with."""
+    path = write_notebook(root / "notebooks", "01_a.ipynb", "import os; print(os.getpid())")
+    seen = {}
+
+    def factory(log_path):
+        base = notebooks._logging_kernel_manager(log_path)
+
+        class Recording(base):
+            async def shutdown_kernel(self, now=False, restart=False):
+                seen["pid"] = self.provisioner.pid  # the kernel is still alive here
+                seen["status"] = Path(f"/proc/{self.provisioner.pid}/status").read_text()
+                await super().shutdown_kernel(now=now, restart=restart)
+
+        seen["log"] = log_path
+        return Recording
+
+    out = root / "out" / "01_a.ipynb"
+    out.parent.mkdir()
+    notebooks._execute_one(path, out, {"SMOKE": True}, "python3", kernel_manager=factory)
+    assert str(seen["pid"]) in outputs_text(out)  # the manager's process is the kernel that ran the cells
+    assert "VmHWM:" in seen["status"] and seen["log"] == out.with_suffix(".kernel.log")
