@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from test_train import MODEL, QUICK, planted
@@ -124,3 +126,43 @@ def test_members_need_equal_training_sizes(folds):
     with pytest.raises(ValueError, match="equally many"):
         fit_batched([build(), build()], [tr0, short], [va0, va1], "valence", CFG)
     torch.manual_seed(0)  # leave the global stream as other tests expect nothing of it
+
+
+# --- the device path (benchmarks/gpu_check.sh runs these with -m gpu on a GPU) ----------------------
+
+DEVICE = os.environ.get("KDLIB_TEST_DEVICE", "cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(DEVICE.startswith("cuda") and not torch.cuda.is_available(), reason="no CUDA device here")
+def test_batched_on_the_device_agrees_with_the_cpu(folds):
+    trains, vals = [f[0] for f in folds], [f[1] for f in folds]
+    cpu = fit_batched([build() for _ in folds], trains, vals, "valence", replace(CFG, device="cpu"))
+    dev = fit_batched([build() for _ in folds], trains, vals, "valence", replace(CFG, device=DEVICE))
+    amp = fit_batched([build() for _ in folds], trains, vals, "valence", replace(CFG, device=DEVICE, amp=True))
+    for c, d, a, (_, _, test) in zip(cpu, dev, amp, folds):
+        assert next(d.model.parameters()).device.type == torch.device(DEVICE).type
+        np.testing.assert_allclose(d.history["val_loss"], c.history["val_loss"], atol=1e-2)  # other kernels
+        np.testing.assert_allclose(predict(d.model, test), predict(c.model.to("cpu"), test), atol=5e-2)
+        assert np.isfinite(a.history["val_loss"]).all()
+        if DEVICE == "cpu":  # mixed precision is CUDA-only: on the CPU, amp=True changes nothing
+            assert state_diff(a.model, d.model) == 0.0
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
+    """benchmarks/gpu_check.sh --cpu: the device tests and the timed steps, end to end, on the CPU
+    with smoke sizes (what the script does on a GPU, with nothing installed: all is here)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.sh"
+    env = {**os.environ, "PYTHON": sys.executable, "OUT_DIR": str(tmp_path), "WHEELS": str(tmp_path / "none")}
+    proc = subprocess.run(["bash", str(script), "--cpu"], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "1 passed" in (tmp_path / "gpu_check_tests.txt").read_text()
+    table = pd.read_csv(tmp_path / "gpu_check.csv")
+    assert len(table) == 4 and table["what"].str.startswith("paper").any()
+    assert (table.loc[table["what"].str.startswith("unit"), "rows"] == 9 * 3).all()  # methods x folds
+    assert "paper_hours_extrapolated" in (tmp_path / "gpu_check.md").read_text()
