@@ -47,10 +47,10 @@ RUN_DATA := $(if $(filter synthetic,$(DATASET)),$(SYNTH_DIR)/.preset-$(RUN_PRESE
 NB_SOURCES := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 NB_BUILT := $(patsubst notebooks/%,build/notebooks/%,$(NB_SOURCES))
 
-.PHONY: help venv data run test strip bench lab clean distclean
+.PHONY: help venv data run test strip bench lab clean distclean book book-check
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  make \1\t/' | expand -t 18
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 18
 
 venv: $(STAMP)  ## create .venv, install kdlib[dev] and register the 'kdlib' Jupyter kernel
 
@@ -104,6 +104,20 @@ GPU_WHEELS := mne decorator lazy_loader packaging seaborn tqdm joblib tabulate e
 
 gpu-wheels: $(STAMP)  ## download the wheels benchmarks/gpu_check.sh installs offline (into benchmarks/wheels/)
 	$(PIP) download --only-binary=:all: --no-deps -c constraints.txt --dest benchmarks/wheels $(GPU_WHEELS)
+
+# The course website (book/build.py, book/conf.py) in build/book/html, a plain static folder.
+# BOOK_MODE=smoke executes the notebooks in smoke mode for it (a few minutes); BOOK_MODE=full renders
+# the full-mode copies that `make run` left in build/notebooks (nothing is re-executed).
+BOOK_MODE ?= smoke
+BOOK_NOTEBOOKS := $(if $(filter full,$(BOOK_MODE)),build/notebooks,build/book/executed)
+
+book: $(STAMP) $(if $(filter smoke,$(BOOK_MODE)),$(SYNTH_DIR)/.preset-$(TEST_PRESET))  ## the course website in build/book/html (BOOK_MODE=smoke|full)
+	@case "$(BOOK_MODE)" in smoke|full) ;; *) echo "make book: BOOK_MODE must be smoke or full" >&2; exit 1;; esac
+	$(if $(filter smoke,$(BOOK_MODE)),$(PY) -m kdlib.notebooks --smoke --out $(BOOK_NOTEBOOKS))
+	$(PY) book/build.py build --notebooks $(BOOK_NOTEBOOKS) --out build/book
+
+book-check: book  ## make book, then open it in headless Chromium (/usr/bin/chromium) and check its figures
+	$(PY) -m pytest tests/test_book.py -p no:cacheprovider -q
 
 lab: $(STAMP) $(SYNTH_DIR)/.preset-$(RUN_PRESET)  ## open JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab notebooks/
