@@ -77,14 +77,18 @@ __all__ = [
     "sweep_record",
     "sweep_summary",
     "sweep_gains",
+    "knob_table",
+    "diagnosis_table",
+    "format_interval",
+    "gain_lines",
     "write_sweep_report",
 ]
 
 #: The knobs of the experiment (fields of :class:`~kdlib.data.synthetic.SynthConfig`).
 KNOBS = ("rating_noise_sd", "eeg_to_eog", "n_trials")
 #: Per-fold ceilings of :func:`kdlib.ceilings.fold_ceilings` (accuracies of a classifier that knows
-#: the generator: from the latent itself, from what the EEG carries, from what the EOG carries).
-CEILINGS = ("label_ceiling", "eeg_ceiling", "eog_ceiling")
+#: the generator: from the latent itself, from what the EEG, the EOG, both carry).
+CEILINGS = ("label_ceiling", "eeg_ceiling", "eog_ceiling", "eeg_eog_ceiling")
 #: What every point trains: the floor, the teacher and the four EOG students (scratch is the EOG-only
 #: baseline of the student's own architecture; the other baselines of the ablation are left out for time).
 SWEEP_METHODS = ("majority", "teacher", "scratch", "v1", "v2", "v3")
@@ -97,7 +101,8 @@ KNOB_LABELS = {"rating_noise_sd": "rating noise SD (rating points)", "eeg_to_eog
                "n_trials": "trials per subject"}
 RECORD_FILE = "sweep.json"
 DONE_FILE = "point.json"
-_CONTRAST_NAMES = {"eog_ceiling": "EOG ceiling", "eeg_ceiling": "EEG ceiling", "label_ceiling": "label ceiling"}
+_CONTRAST_NAMES = {"eog_ceiling": "EOG ceiling", "eeg_ceiling": "EEG ceiling", "label_ceiling": "label ceiling",
+                   "eeg_eog_ceiling": "EEG+EOG ceiling"}
 
 
 # --- the grid ---------------------------------------------------------------------------------
@@ -207,7 +212,11 @@ def point_key(values: dict) -> str:
 
 
 def grid_points(grid: SweepGrid) -> list[Point]:
-    """Every point of ``grid`` in a fixed order (the centre first), each config checked.
+    """Every point of ``grid`` in a fixed order, each config checked.
+
+    One at a time: the centre, then the knobs' other values taken round-robin (the first value of
+    every knob, then the second, ...), so that a sweep stopped early has moved every knob. Factorial:
+    the centre, then the product of the levels in order.
 
     Parameters
     ----------
@@ -221,9 +230,10 @@ def grid_points(grid: SweepGrid) -> list[Point]:
     if grid.design == "factorial":
         combos = [dict(zip(grid.knob_names, c)) for c in itertools.product(*map(grid.levels, grid.knob_names))]
         combos.sort(key=lambda c: c != {k: _cast(k, v) for k, v in centre.items()})
-    else:
-        combos = [dict(centre)] + [{**centre, knob: v} for knob in grid.knob_names for v in grid.levels(knob)
-                                   if v != _cast(knob, centre[knob])]
+    else:  # the centre, then round-robin over the knobs: a sweep cut short has covered every knob
+        moves = [[{**centre, knob: v} for v in grid.levels(knob) if v != _cast(knob, centre[knob])]
+                 for knob in grid.knob_names]
+        combos = [dict(centre)] + [m for group in itertools.zip_longest(*moves) for m in group if m is not None]
     points = []
     for combo in combos:
         values = tuple((k, _cast(k, combo[k])) for k in grid.knob_names)
@@ -268,18 +278,20 @@ def _protocol(**kw) -> ProtocolConfig:
     return ProtocolConfig(tasks=("valence",), methods=SWEEP_METHODS, model_preset="smoke", train_preset="smoke", **kw)
 
 
-#: ``smoke``: CI and the notebook's smoke mode (2 subjects x 20 trials, 2 folds, 1 seed, 1 epoch,
-#: 4 points; well under a minute on 2 cores). ``full``: the recorded experiment (see the README:
-#: time per point and in total on 2 cores).
+#: ``smoke``: CI and the notebook's smoke mode (2 subjects x 20 trials, 2 folds, 1 seed, 1 epoch, 4 points,
+#: about a minute on 2 cores; its numbers mean nothing). ``full``: the recorded experiment
+#: (``benchmarks/results/sweep_distill/``): the ``privileged`` regime (the teacher knows much more than the
+#: EOG shows) with 4 subjects, each knob through 3 values one at a time (7 points), 3 folds, 1 seed,
+#: the small models for at most 10 epochs; measured time per point and in total: see its README.
 SWEEP_PRESETS: dict[str, SweepGrid] = {
     "smoke": SweepGrid(
         synth=replace(synthetic.SMOKE, n_subjects=2, n_trials=20),
-        knobs=(("rating_noise_sd", (1.0, 2.5)), ("n_trials", (14, 20))),
+        knobs=(("rating_noise_sd", (1.0, 2.5)), ("eeg_to_eog", (0.0, 0.5)), ("n_trials", (14, 20))),
         protocol=_protocol(n_folds=2, seeds=(0,), epochs=1), smoke=True),
     "full": SweepGrid(
-        synth=replace(synthetic.DEFAULT, n_subjects=5),
-        knobs=(("rating_noise_sd", (0.25, 1.0, 2.5)), ("n_trials", (20, 40, 80))),
-        protocol=_protocol(n_folds=4, seeds=(0, 1), epochs=10)),
+        synth=replace(synthetic.PRESETS["privileged"], n_subjects=4),
+        knobs=(("rating_noise_sd", (0.25, 1.0, 2.5)), ("eeg_to_eog", (0.0, 0.5, 2.0)), ("n_trials", (16, 28, 40))),
+        protocol=_protocol(n_folds=3, seeds=(0,), epochs=10)),
 }
 
 
@@ -337,21 +349,25 @@ def _point_ceilings(spec: DataSpec, config: ProtocolConfig, data_dir: Path) -> p
 
 
 def _run_point(point: Point, grid: SweepGrid, out: Path, n_jobs: int, progress: bool) -> None:
-    """Write the point's data, run (or resume) its protocol, its ceilings, then mark it done."""
+    """Write the point's data, run (or resume) its protocol and mark it done; then its ceilings.
+
+    The ceilings are cheap (no network is trained) and kept apart: a point whose ``ceilings.csv``
+    is missing gets it computed again, without training anything.
+    """
     data_dir, run_dir = out / "data" / point.key, out / "points" / point.key
-    if (run_dir / DONE_FILE).is_file():
-        return
-    t0 = time.perf_counter()
-    synthetic.write_dataset(data_dir, point.config, progress=False)
     spec = DataSpec(dataset="synthetic", data_dir=str(data_dir), cache_dir=str(out / "cache"))
-    results = evaluate.run_protocol(spec, grid.protocol, out=run_dir, n_jobs=n_jobs, progress=progress)
-    ceilings = _point_ceilings(spec, grid.protocol, data_dir)
-    with atomic_write(run_dir / "ceilings.csv", "w") as fh:
-        ceilings.to_csv(fh, index=False)
-    done = {"key": point.key, "values": dict(point.values), "n_rows": len(results),
-            "seconds": round(time.perf_counter() - t0, 1)}
-    with atomic_write(run_dir / DONE_FILE, "w") as fh:
-        json.dump(done, fh, indent=2)
+    if not (run_dir / DONE_FILE).is_file():
+        t0 = time.perf_counter()
+        synthetic.write_dataset(data_dir, point.config, progress=False)
+        results = evaluate.run_protocol(spec, grid.protocol, out=run_dir, n_jobs=n_jobs, progress=progress)
+        done = {"key": point.key, "values": dict(point.values), "n_rows": len(results),
+                "seconds": round(time.perf_counter() - t0, 1)}
+        with atomic_write(run_dir / DONE_FILE, "w") as fh:
+            json.dump(done, fh, indent=2)
+    if not (run_dir / "ceilings.csv").is_file():
+        ceilings = _point_ceilings(spec, grid.protocol, data_dir)
+        with atomic_write(run_dir / "ceilings.csv", "w") as fh:
+            ceilings.to_csv(fh, index=False)
 
 
 def _keyed(table: pd.DataFrame, point: Point) -> pd.DataFrame:
@@ -526,12 +542,53 @@ def _label(a: str, b: str) -> str:
 
 # --- report -----------------------------------------------------------------------------------
 
-def _interval(mean: float, low: float, high: float, scale: float = 100.0, sign: bool = False) -> str:
+def format_interval(mean: float, low: float, high: float, scale: float = 100.0, sign: bool = False) -> str:
+    """``"+4.2 [-1.0, +9.4]"``: a mean and its interval, scaled (100: % or percentage points).
+
+    Parameters
+    ----------
+    mean, low, high : float
+        The interval's bounds may be NaN (fewer than 2 subjects): the mean is then shown alone.
+    scale : float
+    sign : bool
+        Always print the sign (differences).
+
+    Returns
+    -------
+    str
+        Empty when the mean is NaN; one decimal; never "-0.0".
+    """
     if not np.isfinite(mean):
         return ""
     fmt = "{:+.1f}" if sign else "{:.1f}"
-    text = fmt.format(scale * mean)
-    return f"{text} [{fmt.format(scale * low)}, {fmt.format(scale * high)}]" if np.isfinite(low) else text
+    one = lambda x: fmt.format(round(scale * x, 1) + 0.0)  # noqa: E731  (+ 0.0: no negative zero)
+    return f"{one(mean)} [{one(low)}, {one(high)}]" if np.isfinite(low) else one(mean)
+
+
+def gain_lines(gains: pd.DataFrame, record: dict, task: str) -> list[str]:
+    """One line per knob value (others at the centre): every contrast over scratch, mean [95 % CI] in pp.
+
+    Parameters
+    ----------
+    gains : pandas.DataFrame
+        :func:`sweep_gains` of a sweep.
+    record : dict
+        The sweep's record (:func:`load_sweep`).
+    task : str
+
+    Returns
+    -------
+    list of str
+        ``"rating_noise_sd = 2.5: V1 +1.2 [-3.0, +5.4]  V2 ...  teacher ...  EOG ceiling ..."``.
+    """
+    lines = []
+    for knob in record["knobs"]:
+        line = knob_slice(gains[gains["task"] == task], record, knob)
+        for value, part in line.groupby(knob_column(knob), sort=True):
+            cells = [f"{c.contrast.removesuffix(' − scratch')} "
+                     f"{format_interval(c.mean_diff, c.ci_low, c.ci_high, sign=True)}" for c in part.itertuples()]
+            lines.append(f"{knob} = {value:g}: " + "  ".join(cells))
+    return lines
 
 
 def _slice_table(summary: pd.DataFrame, gains: pd.DataFrame, record: dict, knob: str, task: str) -> pd.DataFrame:
@@ -547,13 +604,79 @@ def _slice_table(summary: pd.DataFrame, gains: pd.DataFrame, record: dict, knob:
                              ("eog_ceiling", "EOG ceiling")):
             if method in by.index:
                 r = by.loc[method]
-                row[f"{name} (%)"] = _interval(r["acc_trial_mean"], r["acc_trial_ci_low"], r["acc_trial_ci_high"])
+                row[f"{name} (%)"] = format_interval(r["acc_trial_mean"], r["acc_trial_ci_low"], r["acc_trial_ci_high"])
         for a in ("v1", "v2", "v3", "teacher", "eog_ceiling"):
             if a in g.index:
                 r = g.loc[a]
                 noise = " (noise)" if r["inside_noise"] else ""
-                row[f"{_label(a, 'scratch')} (pp)"] = _interval(r["mean_diff"], r["ci_low"], r["ci_high"],
+                row[f"{_label(a, 'scratch')} (pp)"] = format_interval(r["mean_diff"], r["ci_low"], r["ci_high"],
                                                                sign=True) + noise
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def knob_table(summary: pd.DataFrame, gains: pd.DataFrame, record: dict, knob: str, task: str) -> pd.DataFrame:
+    """One knob's line through the centre, for reading: accuracies and gains per value.
+
+    Parameters
+    ----------
+    summary, gains : pandas.DataFrame
+        :func:`sweep_summary` and :func:`sweep_gains` of a sweep.
+    record : dict
+        The sweep's record (``sweep.json``, :func:`load_sweep`).
+    knob : str
+    task : str
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per value of ``knob`` (other knobs at the centre), text columns: majority, scratch,
+        teacher and EOG ceiling as trial accuracy mean [95 % CI] over subjects (%), and V1/V2/V3 −
+        scratch, teacher − scratch, EOG ceiling − scratch as paired differences [95 % CI] in
+        percentage points, "(noise)" where the interval includes 0.
+    """
+    return _slice_table(summary, gains, record, knob, task)
+
+
+def diagnosis_table(summary: pd.DataFrame, gains: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Per point, what could explain a gain or its absence: the teacher, the ceilings, the loss, the data.
+
+    Parameters
+    ----------
+    summary, gains : pandas.DataFrame
+        :func:`sweep_summary` and :func:`sweep_gains` of a sweep.
+    task : str
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per point (its knob columns first), numbers: mean trial accuracy over subjects (%)
+        of ``scratch``, ``teacher``, the ceilings ``eog_ceiling``, ``eeg_eog_ceiling`` (the
+        teacher's inputs) and ``label_ceiling`` where present; mean paired differences over scratch
+        (pp) ``gain_v1``, ``gain_v2``, ``gain_v3``, ``teacher_gap`` (teacher − scratch) and
+        ``attainable`` (EOG ceiling − scratch); the loss shares at the best epoch ``share_kd_v1``,
+        ``share_kd_v2``, ``share_feat_v2``; ``n_teach_trials`` (trials a fold taught on).
+    """
+    acc = summary[summary["task"] == task]
+    gain = gains[gains["task"] == task] if len(gains) else gains
+    knobs = [c for c in summary.columns if c.startswith("synth_")]
+    rows = []
+    for key, part in acc.groupby("point", sort=False):
+        by = part.set_index("method")
+        row = {"point": key, **part.iloc[0][knobs].to_dict()}
+        for method in ("scratch", "teacher") + CEILINGS:
+            if method in by.index:
+                row[method] = 100 * by.loc[method, "acc_trial_mean"]
+        g = gain[gain["point"] == key].set_index("a") if len(gain) else pd.DataFrame()
+        for a, name in (("v1", "gain_v1"), ("v2", "gain_v2"), ("v3", "gain_v3"), ("teacher", "teacher_gap"),
+                        ("eog_ceiling", "attainable")):
+            if a in g.index:
+                row[name] = 100 * g.loc[a, "mean_diff"]
+        for method, col in (("v1", "share_kd"), ("v2", "share_kd"), ("v2", "share_feat")):
+            if method in by.index and col in by:
+                row[f"{col}_{method}"] = by.loc[method, col]
+        if "n_teach_trials" in by and "scratch" in by.index:
+            row["n_teach_trials"] = by.loc["scratch", "n_teach_trials"]
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -577,6 +700,11 @@ def _markdown(summary: pd.DataFrame, gains: pd.DataFrame, record: dict) -> str:
         for knob in record["knobs"]:
             table = _slice_table(summary, gains, record, knob, task)
             lines += [f"## {task}: {knob} (other knobs at the centre)", "", table.to_markdown(index=False), ""]
+        why = diagnosis_table(summary, gains, task).drop(columns="point")
+        lines += [f"## {task}: what could explain it, per point", "",
+                  "Accuracies in %, gains over scratch in percentage points (means over subjects), loss shares of "
+                  "the students at their best epoch, trials a fold taught on.", "",
+                  why.round(3).to_markdown(index=False), ""]
     return "\n".join(lines)
 
 
@@ -594,7 +722,7 @@ def write_sweep_report(out: str | os.PathLike, report_dir: str | os.PathLike | N
     -------
     list of Path
         ``summary.csv`` (:func:`sweep_summary`), ``gains.csv`` (:func:`sweep_gains`), ``summary.md``
-        (one table per task and knob) and ``gain_<task>_<knob>.png``
+        (one table per task and knob, :func:`knob_table`, and the :func:`diagnosis_table`) and ``gain_<task>_<knob>.png``
         (:func:`kdlib.plotting.plot_sweep`), each figure stamped as synthetic (and smoke).
     """
     import matplotlib

@@ -37,8 +37,8 @@ def test_points_are_keyed_by_their_knob_values():
                   protocol=ProtocolConfig(**FAST))
     keys = [p.key for p in sweep.grid_points(g)]
     assert keys == ["rating_noise_sd=1.0__n_trials=12", "rating_noise_sd=0.5__n_trials=12",
-                    "rating_noise_sd=2.0__n_trials=12", "rating_noise_sd=1.0__n_trials=24"]  # centre first
-    assert sweep.grid_points(g)[3].config == replace(SMALL, n_trials=24)
+                    "rating_noise_sd=1.0__n_trials=24", "rating_noise_sd=2.0__n_trials=12"]  # centre, round-robin
+    assert sweep.grid_points(g)[2].config == replace(SMALL, n_trials=24)
     assert len(sweep.grid_points(replace(g, design="factorial"))) == 3 * 2
     assert sweep.point_key({"n_trials": 40.0, "rating_noise_sd": 1}) == "n_trials=40__rating_noise_sd=1.0"
 
@@ -188,3 +188,28 @@ def test_cli_sweep(capsys, tmp_path, monkeypatch):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "sweep.json" in err and "Traceback" not in err
     assert cli.main(["sweep", "--grid", "nope"]) == 2
+
+
+def test_diagnosis_table_puts_the_teacher_ceilings_and_loss_shares_beside_the_gains():
+    results, ceilings = _fake_sweep()
+    summary, gains = sweep.sweep_summary(results, ceilings), sweep.sweep_gains(results, ceilings)
+    why = sweep.diagnosis_table(summary, gains, "valence").set_index("point")
+    noisy = why.loc["rating_noise_sd=2.0"]
+    assert noisy["gain_v1"] == pytest.approx(10.0) and noisy["teacher_gap"] == pytest.approx(20.0)
+    assert noisy["attainable"] == pytest.approx(15.0) and noisy["eog_ceiling"] == pytest.approx(72.5)
+    assert noisy["label_ceiling"] == pytest.approx(95.0) and noisy["share_kd_v1"] == pytest.approx(0.2)
+    assert noisy["synth_rating_noise_sd"] == 2.0
+    record = {"centre": {"rating_noise_sd": 1.0}}
+    table = sweep.knob_table(summary, gains, record, "rating_noise_sd", "valence")
+    assert list(table["rating_noise_sd"]) == [1.0, 2.0]
+    assert table.loc[1, "V1 − scratch (pp)"] == "+10.0 [+10.0, +10.0]"
+    assert table.loc[0, "V2 − scratch (pp)"].endswith("(noise)") and table.loc[0, "scratch (%)"].startswith("57.5 [")
+
+
+def test_gain_lines_and_intervals_read_as_text():
+    results, ceilings = _fake_sweep()
+    lines = sweep.gain_lines(sweep.sweep_gains(results, ceilings), {"centre": {"rating_noise_sd": 1.0},
+                                                                    "knobs": ["rating_noise_sd"]}, "valence")
+    assert lines[1].startswith("rating_noise_sd = 2: V1 +10.0 [+10.0, +10.0]  V2 ") and "EOG ceiling +15.0" in lines[1]
+    assert sweep.format_interval(-1e-6, -2e-6, 0.0, sign=True) == "+0.0 [+0.0, +0.0]"  # no negative zero
+    assert sweep.format_interval(0.5, np.nan, np.nan) == "50.0" and sweep.format_interval(np.nan, 0, 1) == ""
