@@ -23,6 +23,7 @@ __all__ = [
     "plot_gates",
     "plot_scores",
     "plot_ablation",
+    "mark_ceilings",
     "plot_contrasts",
     "plot_loss_shares",
     "plot_confusion",
@@ -373,6 +374,39 @@ def plot_ablation(per_subject, metric: str = "acc_trial", names: dict | None = N
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_ylim(0, 1)
     ax.legend(frameon=False, loc="lower right", fontsize="small")
+    return ax
+
+
+#: How :func:`mark_ceilings` draws each ceiling: label, colour, line style.
+CEILING_STYLES = {"label_ceiling": ("label ceiling", "#222222", "-."), "eeg_ceiling": ("EEG ceiling", "#4C72B0", ":"),
+                  "eog_ceiling": ("EOG ceiling", "#C44E52", ":")}
+
+
+def mark_ceilings(ax, summary, task: str | None = None):
+    """Horizontal lines at the ceilings of one task (synthetic data): label, EEG and EOG.
+
+    Introduced in ``notebooks/05_evaluation.ipynb``; ``kdlib report`` draws them on its ablation figures.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+        An accuracy axis, e.g. :func:`plot_ablation`'s.
+    summary : pandas.DataFrame
+        :func:`kdlib.ceilings.ceiling_summary` (means over subjects, fractions).
+    task : str, optional
+        Which task's row (default: the first).
+
+    Returns
+    -------
+    matplotlib Axes
+        With one labelled line per ceiling present (:data:`CEILING_STYLES`) and a legend.
+    """
+    rows = summary if task is None else summary[summary["task"] == task]
+    for col, (label, color, style) in CEILING_STYLES.items():
+        value = float(rows[f"{col}_mean"].iloc[0]) if len(rows) and f"{col}_mean" in rows else np.nan
+        if np.isfinite(value):
+            ax.axhline(value, color=color, ls=style, lw=1.3, label=f"{label} {100 * value:.0f} %")
+    ax.legend(fontsize=7, loc="lower right")
     return ax
 
 

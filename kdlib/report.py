@@ -22,7 +22,7 @@ from .evaluate import METHODS, PAPER_RESULTS, load_results, paired_tests, summar
 from .io import atomic_write
 
 __all__ = ["METHOD_NAMES", "STEP_COLUMNS", "run_info", "run_seeds", "is_smoke", "ablation_table", "step_table", "contrast_table",
-           "write_report"]
+           "ceiling_table", "run_ceilings", "write_report"]
 
 #: How methods are named in tables and figures.
 METHOD_NAMES = {
@@ -122,7 +122,15 @@ def _p(p: float) -> str:
     return "" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
 
 
-def ablation_table(results: pd.DataFrame, dataset: str = "synthetic") -> pd.DataFrame:
+def _share(row: pd.Series) -> str:
+    """A :func:`kdlib.ceilings.gap_closed` row as ``"42 % [10, 75]"`` (the interval: Fieller's)."""
+    if not np.isfinite(row["gap_closed"]):
+        return ""
+    inside = f" [{100 * row['ci_low']:.0f}, {100 * row['ci_high']:.0f}]" if row["bounded"] else " [unbounded]"
+    return f"{100 * row['gap_closed']:.0f} %{inside}"
+
+
+def ablation_table(results: pd.DataFrame, dataset: str = "synthetic", gaps: pd.DataFrame | None = None) -> pd.DataFrame:
     """The ablation per task and method, in %, for reading (the numbers: :func:`kdlib.evaluate.summarize`).
 
     Parameters
@@ -132,6 +140,10 @@ def ablation_table(results: pd.DataFrame, dataset: str = "synthetic") -> pd.Data
     dataset : str
         The run's data set; for ``deap`` and ``custom`` (BJTU-style) V3's row shows the paper's
         reported accuracy.
+    gaps : pandas.DataFrame, optional
+        :func:`kdlib.ceilings.gap_closed` with ``ceiling="method"`` (synthetic data only): adds
+        each method's own ceiling (the oracle of its inputs) and the share of the gap between
+        the majority class and that ceiling it closes.
 
     Returns
     -------
@@ -139,8 +151,12 @@ def ablation_table(results: pd.DataFrame, dataset: str = "synthetic") -> pd.Data
         One row per (task, method) with text columns: trial-level accuracy as mean [95 % CI]
         over subjects, its SD over subjects and its seed-to-seed SD, F1 averaged over folds and
         F1 pooled from the confusion counts (each mean [95 % CI]), window-level accuracy, the
-        majority-class accuracy, the paper's number, the number of subjects and of seeds.
+        majority-class accuracy, the paper's number, the number of subjects and of seeds; with
+        ``gaps``, ``ceiling (%)`` and ``gap closed [95 % CI]`` after the majority class.
     """
+    from .ceilings import method_ceiling
+
+    gap_of = {} if gaps is None else {(g["task"], g["method"]): g for _, g in gaps.iterrows()}
     _, overall = summarize(results)
     paper_key = {"deap": "deap", "custom": "bjtu"}.get(dataset)
     rows = []
@@ -153,10 +169,67 @@ def ablation_table(results: pd.DataFrame, dataset: str = "synthetic") -> pd.Data
                      "F1 (trial, fold mean, %)": _cell(r, "f1_trial"),
                      "F1 (trial, pooled, %)": _cell(r, "f1_trial_pooled"),
                      "accuracy (window, %)": _cell(r, "acc_window"),
-                     "majority class (%)": _pct(r["majority_trial_mean"]),
-                     "paper (%)": f"{paper:.2f}" if paper else "",
-                     "subjects": int(r["n_subjects"]), "seeds": int(r["n_seeds"])})
+                     "majority class (%)": _pct(r["majority_trial_mean"])})
+        if gaps is not None:
+            g = gap_of.get((r["task"], r["method"]))
+            rows[-1].update({"ceiling (%)": "" if g is None else f"{_CEILING_NAMES[method_ceiling(r['method'])]} "
+                                                                  f"{_pct(g['ceiling_mean'])}",
+                             "gap closed [95 % CI]": "" if g is None else _share(g)})
+        rows[-1].update({"paper (%)": f"{paper:.2f}" if paper else "",
+                         "subjects": int(r["n_subjects"]), "seeds": int(r["n_seeds"])})
     return pd.DataFrame(rows)
+
+
+_CEILING_NAMES = {"label_ceiling": "label", "eeg_ceiling": "EEG", "eog_ceiling": "EOG", "eeg_eog_ceiling": "EEG+EOG"}
+
+
+def ceiling_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`kdlib.ceilings.ceiling_summary` formatted for reading (mean [95 % CI] over subjects, %).
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Output of :func:`kdlib.ceilings.ceiling_summary`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per task: the majority class, the label ceiling, the EEG, EOG and EEG+EOG oracle
+        ceilings, subjects and seeds.
+    """
+    rows = []
+    for _, r in summary.iterrows():
+        row = {"task": r["task"], "majority class (%)": _cell(r, "majority_trial")}
+        for col, name in _CEILING_NAMES.items():
+            row[f"{name} ceiling (%)"] = _cell(r, col)
+        rows.append({**row, "subjects": int(r["n_subjects"]), "seeds": int(r["n_seeds"])})
+    return pd.DataFrame(rows)
+
+
+def run_ceilings(info: dict) -> tuple[pd.DataFrame, str]:
+    """The per-fold ceilings of a run, or an empty table and the one-line reason there are none.
+
+    Parameters
+    ----------
+    info : dict
+        :func:`run_info` output.
+
+    Returns
+    -------
+    (ceilings, note) : tuple
+        :func:`kdlib.ceilings.run_ceilings` and ``""``; or an empty DataFrame and why (real DEAP
+        and custom data have no ground truth; a ground truth of other files is not used).
+    """
+    from . import ceilings
+
+    try:
+        return ceilings.run_ceilings(info), ""
+    except ceilings.NoGroundTruth as exc:
+        return pd.DataFrame(), f"No ceilings: {exc}."
+    except OSError as exc:  # the data folder is gone
+        return pd.DataFrame(), f"No ceilings (no ground truth to read): {str(exc).splitlines()[0]}"
+    except ValueError as exc:  # GroundTruthError: unreadable, or written for other files
+        return pd.DataFrame(), f"No ceilings (the ground truth is not usable): {str(exc).splitlines()[0]}"
 
 
 #: Per-fold columns that say what each step of the method did (``kdlib.evaluate.run_unit``).
@@ -264,7 +337,9 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
         ``ablation.csv`` (:func:`ablation_table`), ``contrasts.csv``
         (:func:`kdlib.stats.paired_contrasts`), ``tests.csv`` (V3 against every method,
         :func:`kdlib.evaluate.paired_tests`), ``chance.csv`` (:func:`kdlib.stats.chance_table`),
-        one ``ablation_<task>.png`` and one ``contrasts_<task>.png`` per task, and ``summary.md``.
+        ``ceilings.csv`` and ``gap_closed.csv`` (:mod:`kdlib.ceilings`; empty where the data have no
+        ground truth), one ``ablation_<task>.png`` (with the ceilings drawn on synthetic data) and
+        one ``contrasts_<task>.png`` per task, and ``summary.md``.
     """
     import matplotlib
 
@@ -281,7 +356,17 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     synthetic, smoke = dataset == "synthetic", is_smoke(info)
     per_subject, overall = summarize(results)
     _, per_seed = stats.subject_means(results)
-    table = ablation_table(results, dataset)
+    fold_ceilings, ceiling_note = run_ceilings(info)
+    gaps, ceil_summary = pd.DataFrame(), pd.DataFrame()
+    if len(fold_ceilings):
+        from . import ceilings
+
+        try:
+            gaps = ceilings.gap_closed(results, fold_ceilings, ceiling="method")
+            ceil_summary = ceilings.ceiling_summary(fold_ceilings)
+        except ValueError as exc:  # the ground truth describes other folds than the results'
+            fold_ceilings, ceiling_note = pd.DataFrame(), f"No ceilings: {str(exc).splitlines()[0]}."
+    table = ablation_table(results, dataset, gaps if len(gaps) else None)
     metrics = ("acc_trial", "f1_trial") + (("f1_trial_pooled",) if "f1_trial_pooled" in per_subject else ())
     contrasts = stats.paired_contrasts(results, metrics=metrics)
     tests = paired_tests(results) if "v3" in set(results["method"]) else pd.DataFrame()
@@ -290,7 +375,8 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     written = []
     for name, frame in (("summary.csv", overall), ("per_subject.csv", per_subject), ("per_seed.csv", per_seed),
                         ("ablation.csv", table), ("contrasts.csv", contrasts), ("tests.csv", tests),
-                        ("chance.csv", chance), ("steps.csv", steps)):
+                        ("chance.csv", chance), ("steps.csv", steps), ("ceilings.csv", fold_ceilings),
+                        ("gap_closed.csv", gaps)):
         with atomic_write(out / name, "w") as fh:
             frame.to_csv(fh, index=False)
         written.append(out / name)
@@ -301,6 +387,8 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
 
         def ablation(ax, subjects=subjects, task=task):
             plotting.plot_ablation(subjects, ax=ax, names=METHOD_NAMES)
+            if len(ceil_summary):
+                plotting.mark_ceilings(ax, ceil_summary, task)
             ax.set_title(f"{task}: trial-level accuracy per subject, mean and 95 % CI "
                          f"({info['protocol']['protocol']}, {len(seeds)} seed{'s' * (len(seeds) > 1)})")
 
@@ -313,16 +401,32 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
 
             size = (7.5, 0.55 * part["contrast"].nunique() + 1.8)
             written.append(_figure(plt, plotting, out, f"contrasts_{task}.png", forest, synthetic, smoke, size))
-    md = _markdown(info, results, table, contrasts, tests, chance, synthetic, smoke, steps)
+    md = _markdown(info, results, table, contrasts, tests, chance, synthetic, smoke, steps,
+                   ceiling_table(ceil_summary) if len(ceil_summary) else None, ceiling_note)
     with atomic_write(out / "summary.md", "w") as fh:
         fh.write(md)
     written.append(out / "summary.md")
     return written
 
 
+def _ceiling_lines(ceilings: pd.DataFrame | None, note: str) -> list[str]:
+    if ceilings is None:
+        return ["## Ceilings", "", note or "No ceilings: this run's data have no ground truth.", ""]
+    return ["## Ceilings (the generator's ground truth)", "",
+            "What any model could reach on these folds (`kdlib.ceilings`): the *label ceiling* is the exact "
+            "expected accuracy of the best classifier given the latent emotion and the rating-noise model; the "
+            "*EEG*, *EOG* and *EEG+EOG ceilings* are oracles (logistic regression) fitted on the true emotion-"
+            "bearing parameters of that modality on each fold's training trials, scored on its test trials. Mean "
+            "[95 % CI] over subjects. In the ablation table, *ceiling* is each method's own (its inputs' oracle; "
+            "EOG students: the EOG's) and *gap closed* is (method − majority) / (ceiling − majority), a ratio of "
+            "means over subjects with Fieller's 95 % interval. Oracles are estimates on a few trials: a method "
+            "can beat one by chance.", "",
+            ceilings.to_markdown(index=False), ""]
+
+
 def _markdown(info: dict, results: pd.DataFrame, table: pd.DataFrame, contrasts: pd.DataFrame,
               tests: pd.DataFrame, chance: pd.DataFrame, synthetic: bool, smoke: bool,
-              steps: pd.DataFrame | None = None) -> str:
+              steps: pd.DataFrame | None = None, ceilings: pd.DataFrame | None = None, ceiling_note: str = "") -> str:
     from .plotting import SMOKE_NOTE
 
     proto, data = info["protocol"], info["data"]
@@ -352,6 +456,7 @@ def _markdown(info: dict, results: pd.DataFrame, table: pd.DataFrame, contrasts:
         table.to_markdown(index=False),
         "",
     ]
+    lines += _ceiling_lines(ceilings, ceiling_note)
     if len(chance):
         lines += ["## Chance for a mean over subjects", "",
                   "The 95 % band of the mean over subjects of a classifier that guesses each test trial "

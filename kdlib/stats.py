@@ -38,6 +38,7 @@ __all__ = [
     "seed_spread",
     "method_summary",
     "paired_difference",
+    "ratio_interval",
     "holm",
     "contrast_label",
     "paired_contrasts",
@@ -288,6 +289,53 @@ def paired_difference(a, b, level: float = 0.95) -> dict:
     return dict(n_subjects=n, mean_a=a.mean() if n else np.nan, mean_b=b.mean() if n else np.nan,
                 mean_diff=mean, sd_diff=sd, ci_low=low, ci_high=high, t=float(t), p_t=float(p),
                 wilcoxon_W=float(w), p_wilcoxon=float(pw), cohen_dz=mean / sd if varies else np.nan)
+
+
+def ratio_interval(a, b, level: float = 0.95) -> dict:
+    """The ratio of two paired means, ``mean(a) / mean(b)``, with Fieller's interval across subjects.
+
+    Parameters
+    ----------
+    a, b : array-like, same length
+        One value per subject each (e.g. a method's gain over the majority class and the
+        ceiling's gain over it); pairs with a NaN are dropped.
+    level : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    dict
+        ``n_subjects, mean_a, mean_b, ratio`` and ``ci_low, ci_high``: every ``r`` for which the
+        paired differences ``a - r b`` have a mean the t test (``level``) does not reject as 0
+        (Fieller 1954). ``bounded`` is False when that set is not a finite interval, i.e. when
+        ``mean(b)`` itself is not distinguishable from 0; the bounds are then NaN.
+
+    Notes
+    -----
+    Subject by subject ratios would blow up where a subject's ``b`` is near 0; the ratio of the
+    means with Fieller's interval keeps the pairing without dividing by any single subject.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    n = len(a)
+    out = dict(n_subjects=n, mean_a=a.mean() if n else np.nan, mean_b=b.mean() if n else np.nan,
+               ratio=np.nan, ci_low=np.nan, ci_high=np.nan, bounded=False)
+    if n == 0 or out["mean_b"] == 0:
+        return out
+    out["ratio"] = out["mean_a"] / out["mean_b"]
+    if n < 2:
+        return out
+    q = stats.t.ppf((1 + level) / 2, n - 1) ** 2 / n  # t^2 / n
+    cov = np.cov(a, b, ddof=1)  # (2, 2)
+    ma, mb = out["mean_a"], out["mean_b"]
+    # (mb^2 - q Sbb) r^2 - 2 (ma mb - q Sab) r + (ma^2 - q Saa) <= 0
+    c2, c1, c0 = mb**2 - q * cov[1, 1], ma * mb - q * cov[0, 1], ma**2 - q * cov[0, 0]
+    disc = c1**2 - c2 * c0
+    if c2 > 0 and disc >= 0:
+        root = math.sqrt(disc)
+        out.update(ci_low=(c1 - root) / c2, ci_high=(c1 + root) / c2, bounded=True)
+    return out
 
 
 def holm(p) -> np.ndarray:

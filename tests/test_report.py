@@ -53,7 +53,9 @@ def make_run(folder, seeds=(0, 1), n_subjects=6, n_folds=3, smoke=False, seed_ke
                  methods=list(methods), subjects=[], model_preset=preset, train_preset=preset, epochs=None,
                  shuffle_labels=False, save_checkpoints=False)
     proto[seed_key] = list(seeds) if seed_key == "seeds" else seeds[0]
-    config = dict(protocol=proto, data=dict(dataset="synthetic", data_dir="", manifest="", cache_dir="", prep={}))
+    # a data folder that does not exist: hand-made results have no data, hence no ground truth
+    config = dict(protocol=proto, data=dict(dataset="synthetic", data_dir=str(folder / "no_data"), manifest="",
+                                            cache_dir="", prep={}))
     (folder / "config.json").write_text(json.dumps(config))
     return folder
 
@@ -181,3 +183,46 @@ def test_run_info_names_a_corrupt_config_json(tmp_path, text):
     (tmp_path / "config.json").write_text(text)
     with pytest.raises(ValueError, match="config.json"):
         report.run_info(tmp_path)
+
+
+def test_a_run_without_ground_truth_says_it_has_no_ceilings(written):
+    run, _ = written
+    text = (run / "report" / "summary.md").read_text()
+    assert "## Ceilings" in text and "No ceilings (no ground truth to read)" in text
+    assert "gap closed [95 % CI]" not in pd.read_csv(run / "report" / "ablation.csv").columns
+
+
+def test_a_synthetic_run_shows_its_ceilings_beside_every_result(tmp_path):
+    from dataclasses import replace
+
+    from kdlib.data import synthetic as syn
+    from kdlib.evaluate import DataSpec, ProtocolConfig, run_protocol
+
+    syn.write_dataset(tmp_path / "data", replace(syn.SMOKE, n_subjects=2), progress=False)
+    spec = DataSpec(dataset="synthetic", data_dir=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"))
+    run_protocol(spec, ProtocolConfig(methods=("majority",), tasks=("valence",)), tmp_path / "run", progress=False)
+    report.write_report(tmp_path / "run")
+    out = tmp_path / "run" / "report"
+    table = pd.read_csv(out / "ablation.csv")
+    assert table["ceiling (%)"].str.startswith("label ").all()  # the majority class: bounded by the labels
+    assert table["gap closed [95 % CI]"].str.startswith("0 %").all()  # the floor closes none of the gap
+    ceilings = pd.read_csv(out / "ceilings.csv")
+    assert len(ceilings) == 2 * 5 and ceilings["label_ceiling"].between(0.5, 1).all()
+    text = (out / "summary.md").read_text()
+    assert "## Ceilings (the generator's ground truth)" in text and "EOG ceiling (%)" in text
+
+
+def test_mark_ceilings_draws_one_labelled_line_per_ceiling():
+    import matplotlib.pyplot as plt
+
+    summary = pd.DataFrame([dict(task="valence", label_ceiling_mean=0.9, eeg_ceiling_mean=0.7, eog_ceiling_mean=np.nan),
+                            dict(task="arousal", label_ceiling_mean=0.8, eeg_ceiling_mean=0.6, eog_ceiling_mean=0.65)])
+    fig, ax = plt.subplots()
+    plotting.mark_ceilings(ax, summary, "arousal")
+    lines = {line.get_label(): line.get_ydata()[0] for line in ax.get_lines()}
+    assert lines == {"label ceiling 80 %": 0.8, "EEG ceiling 60 %": 0.6, "EOG ceiling 65 %": 0.65}
+    fig2, ax2 = plt.subplots()
+    plotting.mark_ceilings(ax2, summary, "valence")  # a missing ceiling is not drawn
+    assert len(ax2.get_lines()) == 2
+    plt.close(fig)
+    plt.close(fig2)
