@@ -311,6 +311,10 @@ def test_presets_and_validation():
         syn.SynthConfig(n_trials=1)
     with pytest.raises(syn.SyntheticDataError, match="negative"):
         syn.SynthConfig(rating_noise_sd=-1.0)
+    with pytest.raises(syn.SyntheticDataError, match="negative.*eeg_to_eog"):
+        syn.SynthConfig(eeg_to_eog=-0.5)
+    with pytest.raises(syn.SyntheticDataError, match="finite.*eeg_to_eog"):
+        syn.SynthConfig(eeg_to_eog=float("nan"))
     with pytest.raises(AttributeError):
         syn.DEFAULT.seed = 1  # frozen
 
@@ -329,6 +333,10 @@ def test_cli_writes_files(tmp_path, capsys):
     data = deap.load_dat(tmp_path / "s01.dat")
     assert data["data"].shape == (2, 40, 8064)
     assert json.loads((tmp_path / syn.CONFIG_FILE).read_text())["seed"] == 5
+    assert syn.main(["--out", str(tmp_path), "--preset", "no_path", "--subjects", "1", "--trials", "2",
+                     "--eeg-to-eog", "0.25", "--rating-noise-sd", "0", "--quiet"]) == 0
+    stored = json.loads((tmp_path / syn.CONFIG_FILE).read_text())
+    assert (stored["eeg_to_eog"], stored["rating_noise_sd"]) == (0.25, 0.0)
 
 
 def test_cli_rejects_a_bad_preset_in_one_line(tmp_path):

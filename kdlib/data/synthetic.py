@@ -271,6 +271,9 @@ class SynthConfig:
         if not 0 <= self.latent_spread <= 4:
             raise SyntheticDataError(f"latent_spread must be in [0, 4], got {self.latent_spread}")
         values = {f.name: getattr(self, f.name) for f in fields(self)}
+        bad = [k for k, v in values.items() if not np.all(np.isfinite(np.asarray(v, dtype=float)))]
+        if bad:
+            raise SyntheticDataError(f"these knobs must be finite numbers: {bad}")
         negative = [k for k, v in values.items()  # effects may be negative (reversed sign)
                     if not k.startswith(("valence_", "arousal_")) and np.any(np.asarray(v) < 0)]
         if negative:
@@ -977,6 +980,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=None,
                    help="trials per subject, overrides the preset (>= 2; DEAP has 40)")
     p.add_argument("--seed", type=int, default=None, help="master random seed (default 0)")
+    p.add_argument("--eeg-to-eog", type=float, default=None, metavar="GAIN",
+                   help="gain of the frontal EEG in the EOG channels, overrides the preset (0 = none)")
+    p.add_argument("--rating-noise-sd", type=float, default=None, metavar="SD",
+                   help="SD of the self-report noise, overrides the preset (0 = ratings are the latent)")
     p.add_argument("--overwrite", action="store_true",
                    help="regenerate files even if the folder already matches the config")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary line")
@@ -986,8 +993,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Command-line entry point; returns the exit status."""
     args = _parser().parse_args(argv)
-    changes = {k: v for k, v in (("n_subjects", args.subjects), ("n_trials", args.trials),
-                                 ("seed", args.seed)) if v is not None}
+    changes = {k: v for k, v in (("n_subjects", args.subjects), ("n_trials", args.trials), ("seed", args.seed),
+                                 ("eeg_to_eog", args.eeg_to_eog), ("rating_noise_sd", args.rating_noise_sd))
+               if v is not None}
     try:
         config = replace(PRESETS[args.preset], **changes)
         start = time.perf_counter()
