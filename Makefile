@@ -47,7 +47,7 @@ RUN_DATA := $(if $(filter synthetic,$(DATASET)),$(SYNTH_DIR)/.preset-$(RUN_PRESE
 NB_SOURCES := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 NB_BUILT := $(patsubst notebooks/%,build/notebooks/%,$(NB_SOURCES))
 
-.PHONY: help venv data run test strip bench lab clean distclean book book-check
+.PHONY: help venv data run test strip bench lab clean distclean book book-check sweep
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 18
@@ -72,6 +72,14 @@ data: $(SYNTH_DIR)/.preset-$(RUN_PRESET)  ## write the synthetic data set (RUN_P
 run: $(STAMP) $(RUN_DATA)  ## reproduce run + report in results/, then every notebook in full mode
 	$(PY) -m kdlib reproduce --dataset $(DATASET) $(REPRO_ARGS) --out $(RUN_OUT)
 	$(PY) -m kdlib.notebooks --full -p DATASET $(DATASET) -p RESULTS_DIR $(RUN_OUT) $(NB_ARGS)
+
+# When does distillation help? (notebook 07): the full grid of kdlib.sweep.SWEEP_PRESETS, resumable;
+# notebook 07 in full mode reads results/sweep once it is finished (else the recorded sweep).
+SWEEP_OUT ?= results/sweep
+SWEEP_ARGS ?= --grid full --jobs 2
+
+sweep: $(STAMP)  ## the distillation sweep (7 synthetic data sets x the protocol) + its report in results/sweep
+	$(PY) -m kdlib sweep $(SWEEP_ARGS) --out $(SWEEP_OUT)
 
 test: $(STAMP) $(SYNTH_DIR)/.preset-$(TEST_PRESET)  ## unit tests, smoke notebooks, nbval re-run, nbstripout check
 	$(PY) -m pytest tests -m "not notebooks" -p no:cacheprovider -q
