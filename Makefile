@@ -37,11 +37,12 @@ SYNTH_ARGS ?=
 DATASET ?= synthetic
 NB_ARGS ?=
 # The reproduce run of `make run` (kdlib reproduce): its folder and its size. The default is sized
-# for a 2-core CPU: the full protocol on every subject with the small (smoke-size) models and 3 seeds, 47 min
-# here (see README); for the full-size models or a real DEAP copy use e.g.
-# REPRO_ARGS="--preset paper --jobs 2" to run all 32 subjects.
+# for a 2-core CPU and make run <= 60 min: the full protocol on every subject with the small (smoke-size)
+# models, 3 seeds and 8 epochs, ~34 min here (an estimate, see README; the kit-size models would take
+# hours: stacking the folds does not speed up a CPU); for the full-size models or a real DEAP copy use e.g.
+# REPRO_ARGS="--preset paper --jobs 2" to run all 32 subjects (on a GPU: --jobs 1, stacked automatically).
 RUN_OUT ?= results/$(DATASET)
-REPRO_ARGS ?= --folds 5 --preset smoke --epochs 10 --seeds 0,1,2 --jobs 2
+REPRO_ARGS ?= --folds 5 --preset smoke --epochs 8 --seeds 0,1,2 --jobs 2
 RUN_DATA := $(if $(filter synthetic,$(DATASET)),$(SYNTH_DIR)/.preset-$(RUN_PRESET))
 
 NB_SOURCES := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
