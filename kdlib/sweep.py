@@ -339,10 +339,8 @@ def _check_record(out: Path, grid: SweepGrid) -> dict:
 
 def _point_ceilings(spec: DataSpec, config: ProtocolConfig, data_dir: Path) -> pd.DataFrame:
     """The per-fold ceilings of a point (empty when the data set has no ground truth)."""
-    try:
-        from . import ceilings
-    except ImportError:  # kdlib.ceilings not there yet (issue 14, item 2)
-        return pd.DataFrame()
+    from . import ceilings
+
     if not ceilings.has_ground_truth(data_dir):
         return pd.DataFrame()
     return ceilings.fold_ceilings(spec, config)

@@ -58,7 +58,10 @@ def test_bad_grids_are_refused_before_anything_runs(tmp_path, knobs, match):
 
 def test_sweep_resumes_after_an_interruption_and_gives_the_same_table(tmp_path, monkeypatch):
     g = grid(methods=("majority", "scratch"))
-    clean, _ = sweep.run_sweep(g, out=tmp_path / "clean", progress=False)
+    clean, ceilings = sweep.run_sweep(g, out=tmp_path / "clean", progress=False)
+    assert set(ceilings["point"]) == set(clean["point"]) and len(ceilings) == 2 * 2 * 2  # points x subjects x folds
+    assert ceilings[["label_ceiling", "eog_ceiling"]].stack().between(0, 1).all()
+    assert (ceilings.groupby("point")["synth_rating_noise_sd"].first() == [1.0, 2.0]).all()
     assert list(clean.columns[:3]) == ["point", "synth_rating_noise_sd", "synth_n_trials"]
     assert set(clean["point"]) == {"rating_noise_sd=1.0__n_trials=12", "rating_noise_sd=2.0__n_trials=12"}
     assert clean.groupby("point")["synth_rating_noise_sd"].nunique().eq(1).all()
@@ -82,6 +85,10 @@ def test_sweep_resumes_after_an_interruption_and_gives_the_same_table(tmp_path, 
     assert [c.name for c in calls] == ["rating_noise_sd=2.0__n_trials=12"]  # the finished point is skipped
     pd.testing.assert_frame_equal(_stable(resumed), _stable(clean))
     pd.testing.assert_frame_equal(_stable(pd.read_csv(tmp_path / "resumed" / "sweep.csv")), _stable(clean))
+    (tmp_path / "resumed" / "points" / "rating_noise_sd=1.0__n_trials=12" / "ceilings.csv").unlink()
+    calls.clear()
+    _, again = sweep.run_sweep(g, out=tmp_path / "resumed", progress=False)
+    assert calls == [] and len(again) == len(ceilings)  # ceilings recomputed, nothing trained
 
 
 def test_other_settings_are_refused_and_new_values_get_new_points(tmp_path):
