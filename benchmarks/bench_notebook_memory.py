@@ -23,8 +23,9 @@ kernel *and its child processes* (joblib workers of notebook 05, the ``kdlib`` c
 06) every 0.2 s with psutil: Binder's limit applies to the whole session. The runs use a project
 root and data folder of their own (``--root``), so the data set in ``data/`` is never touched.
 
-Results: ``benchmarks/results/notebook_memory.csv`` and ``.md`` (rows of the modes run are
-replaced, the others kept), against the 1 GB target of Binder (DESIGN.md: 1-2 GB of RAM).
+Results: ``benchmarks/results/notebook_memory.csv`` and ``.md`` (``--name`` for another file; a new
+row replaces the one of the same notebook and mode, the others are kept), against the 1 GB target of
+Binder (DESIGN.md: 1-2 GB of RAM). ``-p JOBS 1`` injects a parameter too (the mode column shows it).
 """
 
 from __future__ import annotations
@@ -113,13 +114,48 @@ def _measuring_manager(record: dict):
     return make
 
 
+def _copy_notebooks(folder: Path) -> set[str]:
+    """Copy the notebooks into the bench root; give copies that lack them the launch cells.
+
+    A notebook that does not have them yet (being edited elsewhere) would run in full mode on Binder;
+    its copy gets them (``kdlib.launch.add_launch_cells``) so that binder mode measures what Binder
+    will run once they are added. Returns the stems of the notebooks so changed (noted in the table).
+    """
+    import shutil
+
+    from kdlib import launch
+
+    if folder.is_symlink():
+        folder.unlink()
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    changed = set()
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        copy = Path(shutil.copy2(path, folder / path.name))
+        if launch.add_launch_cells(copy):
+            changed.add(path.stem)
+    return changed
+
+
+def _literal(text: str):
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def _commit() -> str:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "notebooks"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "notebooks", "kdlib"], cwd=ROOT, capture_output=True,
+                           text=True)
     return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def _measure(path: Path, mode: str, out_dir: Path, results_dir: str, command: str) -> dict:
+def _measure(path: Path, mode: str, out_dir: Path, results_dir: str, command: str, copies: set[str],
+             extra: dict) -> dict:
     """Run one notebook in one mode; return its row."""
     from kdlib import launch, notebooks
 
@@ -129,23 +165,25 @@ def _measure(path: Path, mode: str, out_dir: Path, results_dir: str, command: st
         parameters = {"SMOKE": False}
         if "RESULTS_DIR" in declared and results_dir:
             parameters["RESULTS_DIR"] = results_dir
+    parameters.update({k: v for k, v in extra.items() if k in declared})
     record: dict = {}
     t0 = time.perf_counter()
     notebooks._execute_one(path, out_dir / path.name, parameters, "kdlib", kernel_manager=_measuring_manager(record))
     seconds = time.perf_counter() - t0
     wrote = "writing the synthetic" in (out_dir / path.name).read_text()  # launch.write_synthetic's line
     return {
-        "notebook": path.stem, "mode": mode,
+        "notebook": path.stem, "mode": mode + "".join(f" {k}={v!r}" for k, v in extra.items() if k in declared),
         "kernel_vmhwm_mb": round(record["kernel_vmhwm_mb"], 1), "tree_rss_mb": round(record["tree_rss_mb"], 1),
         "tree_pss_mb": round(record["tree_pss_mb"], 1),
         "seconds": round(seconds, 1), "wrote_data": wrote,
         "baked_set_kept": launch.baked_preset() == "smoke" if mode == "binder" else "",
-        "commit": _commit(), "command": command,
+        "commit": _commit() + (" (launch cells added to the copy)" if path.stem in copies else ""),
+        "command": command,
     }
 
 
-def _write(rows: list[dict]) -> None:
-    csv_path, md_path = RESULTS / "notebook_memory.csv", RESULTS / "notebook_memory.md"
+def _write(rows: list[dict], name: str = "notebook_memory") -> None:
+    csv_path, md_path = RESULTS / f"{name}.csv", RESULTS / f"{name}.md"
     from kdlib.io import atomic_write
 
     with atomic_write(csv_path, "w") as f:
@@ -182,19 +220,28 @@ def _write(rows: list[dict]) -> None:
         f.write("\n".join(lines) + "\n")
 
 
+def _recorded(name: str = "notebook_memory") -> list[dict]:
+    """The rows already in the results file (read again before every write)."""
+    csv_path = RESULTS / f"{name}.csv"
+    if not csv_path.is_file():
+        return []
+    with open(csv_path) as f:
+        return list(csv.DictReader(f))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--modes", nargs="+", default=["binder", "full"], choices=("binder", "full"))
     parser.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks")
     parser.add_argument("--root", default="/tmp/kdlib-bench-memory", help="project root of the runs (data, build)")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="also inject this parameter (a Python literal) into the notebooks that declare it")
+    parser.add_argument("--name", default="notebook_memory", help="results file name (.csv, .md)")
     parser.add_argument("--results-dir", default=str(ROOT / "results" / "synthetic-recorded"),
                         help="finished run that notebook 05 reads in full mode")
     args = parser.parse_args()
     bench_root = Path(args.root)
     (bench_root / "build" / "notebooks").mkdir(parents=True, exist_ok=True)
-    link = bench_root / "notebooks"
-    if not link.exists():
-        link.symlink_to(ROOT / "notebooks")
     os.environ["KDLIB_ROOT"] = str(bench_root)  # inherited by the kernels
     os.environ.pop("KDLIB_DATA_DIR", None)
     os.environ.pop("KDLIB_SMOKE", None)
@@ -202,12 +249,7 @@ def main() -> None:
 
     threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
     command = f"{threads}python benchmarks/bench_notebook_memory.py {' '.join(sys.argv[1:])}".strip()
-    old = []
-    csv_path = RESULTS / "notebook_memory.csv"
-    if csv_path.is_file():
-        with open(csv_path) as f:
-            old = [r for r in csv.DictReader(f) if r["mode"] not in args.modes or
-                   (args.only and not any(r["notebook"].startswith(n) for n in args.only))]
+    copies = _copy_notebooks(bench_root / "notebooks")
     rows = []
     for mode in args.modes:
         for key in launch.BINDER_ENV_VARS:
@@ -217,10 +259,12 @@ def main() -> None:
             os.environ["BINDER_REPO_URL"] = f"https://github.com/{launch.REPOSITORY}"
             os.environ["BINDER_LAUNCH_HOST"] = "https://mybinder.org/"
         for path in notebooks.discover_notebooks(args.only):
-            row = _measure(path, mode, bench_root / "build" / "notebooks", args.results_dir, command)
+            row = _measure(path, mode, bench_root / "build" / "notebooks", args.results_dir, command, copies,
+                           {name: _literal(value) for name, value in args.parameter})
             print(row, flush=True)
             rows.append(row)
-            _write(sorted(old + rows, key=lambda r: (r["mode"], r["notebook"])))
+            merged = {(r["notebook"], r["mode"]): r for r in _recorded(args.name) + rows}  # new rows replace old
+            _write(sorted(merged.values(), key=lambda r: (r["mode"], r["notebook"])), args.name)
 
 
 if __name__ == "__main__":
