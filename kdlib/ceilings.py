@@ -256,7 +256,10 @@ def _truth_folder(spec: DataSpec) -> Path:
     if spec.dataset == "custom":
         raise NoGroundTruth("custom data have no ground truth: no ceilings (only kdlib's synthetic data know "
                             "the answer)")
-    folder = dataset_dir(spec.dataset, spec.data_dir or None)
+    try:
+        folder = dataset_dir(spec.dataset, spec.data_dir or None)
+    except OSError as exc:  # no data folder at all: nothing to know the answer from
+        raise NoGroundTruth(f"{str(exc).splitlines()[0]} (so no ground truth, no ceilings)") from None
     if not has_ground_truth(folder):
         raise NoGroundTruth(f"{folder}: no {GROUND_TRUTH_FILE}: no ceilings (real recordings have no ground truth)")
     return folder

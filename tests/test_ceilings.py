@@ -116,14 +116,15 @@ def test_the_ceilings_use_the_runs_own_folds(no_noise, tmp_path):
 # --- no ground truth, broken ground truth --------------------------------------------------
 
 def test_real_or_custom_data_have_no_ceilings_in_one_line(tmp_path):
-    for spec in (DataSpec(dataset="deap", data_dir=str(tmp_path)), DataSpec(dataset="custom", manifest="x.yaml")):
+    for spec in (DataSpec(dataset="deap", data_dir=str(tmp_path)), DataSpec(dataset="custom", manifest="x.yaml"),
+                 DataSpec(dataset="synthetic", data_dir=str(tmp_path / "missing"))):
         with pytest.raises(ceilings.NoGroundTruth) as err:
             ceilings.fold_ceilings(spec, PROTOCOL)
         assert len(str(err.value).splitlines()) == 1 and "ground truth" in str(err.value)
     assert not ceilings.has_ground_truth(tmp_path)
 
 
-def test_a_missing_or_corrupt_ground_truth_is_one_line_naming_the_file(root, tmp_path):
+def test_a_missing_or_corrupt_ground_truth_is_one_line_naming_the_file(default_ceilings, root, tmp_path):
     with pytest.raises(ceilings.GroundTruthError, match="ground_truth.csv"):
         ceilings.load_ground_truth(tmp_path)
     folder = root / "default"
