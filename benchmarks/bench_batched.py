@@ -3,25 +3,27 @@
 Command::
 
     .venv/bin/python benchmarks/bench_batched.py            # about 15 minutes on a loaded 2-core machine
+    .venv/bin/python benchmarks/bench_batched.py --epoch-sizes smoke,default  # + kit-size epochs
     .venv/bin/python benchmarks/bench_batched.py --quick    # smoke sizes only, seconds (checks the script)
     .venv/bin/python benchmarks/bench_batched.py --check cuda   # what benchmarks/gpu_check.sh runs
 
 What it measures, one torch thread, 4 s windows (512 samples, 32 EEG + 2 EOG channels), K = 5
 folds of 480 training and 120 validation windows (one DEAP-size subject's fold):
 
-* ``epoch``: per model (the teacher, the EEG-/EOG-only nets, late fusion, the v2 student with its
-  cached teacher targets) and model size (``smoke``, ``default``), the median epoch time of
+* ``epoch`` (smoke sizes unless ``--epoch-sizes``): per model (the teacher, the EEG-/EOG-only
+  nets, late fusion, the v2 student with its cached teacher targets), the median epoch time of
   :func:`kdlib.train.fit` on one fold against the median *per-member* epoch time of
   :func:`kdlib.batched.fit_batched` with the 5 folds stacked (its epoch time / 5); their ratio
-  is the throughput gain per core. Sequential and batched epochs alternate (``--repeats``), so
-  the machine's load hits both alike. ``share_of_matmul``: counted training FLOPs per second
+  is the throughput gain per core (one fit after the other: a changing load biases it; the
+  ``step`` rows do not). ``share_of_matmul``: counted training FLOPs per second
   against a 2048 x 2048 float32 matmul measured in the same run.
 * ``unit``: the full method set of one (task, subject, seed) of a synthetic subject, 5 folds:
   :func:`kdlib.evaluate.run_unit` five times against one :func:`kdlib.evaluate.run_batch`.
+* ``step``: the same models' training steps (batch 64), K steps of one model against one step of
+  the K-member stack, interleaved pair by pair: the robust ratio on a machine whose load changes.
 * ``paper``: the paper protocol's time (32 DEAP-size subjects x 2 tasks x 5 folds, kit-size
-  models, ``--preset paper``) extrapolated from the measured default-size epochs: methods x
-  25 epochs per fold (the paper preset's early stopping, README), variation 3 at 1.35 x
-  variation 2 (``bench_feedback.md``), 320 folds over 2 cores. An extrapolation, not a timed run.
+  models, ``--preset paper``): the README's sequential extrapolation (19 h on 2 cores) scaled by
+  the default-size step times of this run (:func:`paper_estimate`). An extrapolation, not a timed run.
 
 Results: ``benchmarks/results/bench_batched.{csv,md}``; the load average is recorded beside
 every measurement.
@@ -75,6 +77,67 @@ def _epoch_pair(name: str, cfg, trains, vals, teachers, train_cfg) -> tuple[floa
     return statistics.median(hs["seconds"].iloc[1:]), statistics.median(hb["seconds"].iloc[1:])
 
 
+def _step_fns(name: str, cfg, train_cfg, batch: int):
+    """One training step of a model (as ``fit`` makes it) and of a K-member stack (as ``fit_batched``)."""
+    import torch.nn.functional as F
+
+    from kdlib.batched import Ensemble, _clip, _optimizer, ce_loss
+    from kdlib.train import Batch, call_model, make_optimizer
+
+    ws = random_windows(batch)
+    eeg, eog, y = torch.from_numpy(ws.eeg), torch.from_numpy(ws.eog), torch.from_numpy(ws.labels("valence"))
+    model = _build(name, cfg)
+    opt, _ = make_optimizer(model, train_cfg, 8)
+    model.train()
+
+    def seq():
+        loss = F.cross_entropy(call_model(model, eeg, eog).logits, y)  # (B, C) -> ()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    ens = Ensemble([_build(name, cfg) for _ in range(K)])
+    bopt = _optimizer(ens, train_cfg, "cpu")
+    stack = Batch(*(x.expand(K, *x.shape).contiguous() for x in (eeg, eog, y)), torch.arange(batch).expand(K, -1))
+
+    def bat():
+        loss, _, _ = ens.map(ce_loss, stack, {}, train=True)  # (K,)
+        bopt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        _clip(ens, 1.0)
+        bopt.step()
+    return seq, bat
+
+
+def bench_steps(sizes: list[str], repeats: int, peak: float) -> pd.DataFrame:
+    """Training steps (batch 64) of one model x K against one K-member stack, interleaved pair by pair
+    (robust to a changing load: both sides of a ratio see the same minutes)."""
+    train_cfg = replace(TRAIN_DEFAULT, device="cpu")
+    rows = []
+    for size in sizes:
+        cfg = {"smoke": kmodels.SMOKE, "default": kmodels.DEFAULT}[size]
+        for name in ("teacher", "eeg_only", "eog_only", "late_fusion"):
+            seq, bat = _step_fns(name, cfg, train_cfg, 64)
+            seq(), bat()  # warm-up
+            before, pairs = load(), []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                for _ in range(K):
+                    seq()
+                t1 = time.perf_counter()
+                bat()
+                pairs.append((t1 - t0, time.perf_counter() - t1))
+            s, b = statistics.median(p[0] for p in pairs) / K, statistics.median(p[1] for p in pairs) / K
+            flops = train_flops_per_window(_build(name, cfg), 64) * 64
+            rows.append(dict(what="step (batch 64), interleaved", size=size, model=name, sequential_s=round(s, 4),
+                             batched_per_member_s=round(b, 4), ratio=round(s / b, 2),
+                             share_of_matmul_seq=round(flops / s / 1e9 / peak, 3),
+                             share_of_matmul_batched=round(flops / b / 1e9 / peak, 3), load_before=before,
+                             load_after=load()))
+            print(rows[-1], flush=True)
+    return pd.DataFrame(rows)
+
+
 def bench_epochs(sizes: list[str], epochs: int, repeats: int, peak: float) -> pd.DataFrame:
     trains = [random_windows(480, seed=k) for k in range(K)]
     vals = [random_windows(120, seed=10 + k) for k in range(K)]
@@ -119,17 +182,25 @@ def bench_unit(epochs: int, tmp: Path) -> dict:
                 batched_per_member_s=round(bat, 2), ratio=round(seq / bat, 2), load_before=before, load_after=load())
 
 
-def paper_estimate(epochs: pd.DataFrame) -> pd.DataFrame:
-    """Hours for 320 folds of the paper preset on 2 cores, from the default-size epoch times."""
-    d = epochs[(epochs["what"] == "epoch") & (epochs["size"] == "default")].set_index("model")
-    out = []
-    for path, col in (("sequential", "sequential_s"), ("batched", "batched_per_member_s")):
-        e = d[col]
-        per_epoch = e["eeg_only"] + e["eog_only"] + e["late_fusion"] + e["teacher"] + e["v2_student"] * (3 + 1.35)
-        fold_s = per_epoch * 25
-        out.append(dict(what="paper protocol, extrapolated", size="default", model=path,
-                        fold_min=round(fold_s / 60, 1), hours_2_cores=round(fold_s * 320 / 2 / 3600, 1)))
-    return pd.DataFrame(out)
+def paper_estimate(table: pd.DataFrame) -> pd.DataFrame:
+    """The paper protocol on 2 cores, sequential (the README's extrapolation from measured folds,
+    19 h) and batched (scaled by the default-size step times of this run). An extrapolation.
+
+    Per fold and epoch the cost is taken as the sum of the models' step times: the EEG-only,
+    EOG-only and late-fusion nets, the teacher, three students (scratch, v1, v2: an EOG-only net
+    and an adapter, counted as the EOG-only step) and variation 3 at 1.35 x v2, which stays
+    sequential in the batched path (``bench_feedback.md``)."""
+    d = table[(table["what"].str.startswith("step")) & (table["size"] == "default")].set_index("model")
+    if d.empty:
+        return pd.DataFrame()
+    seq, bat = d["sequential_s"], d["batched_per_member_s"]
+    base = ["eeg_only", "eog_only", "late_fusion", "teacher"]
+    seq_sum = seq[base].sum() + seq["eog_only"] * (3 + 1.35)
+    bat_sum = bat[base].sum() + bat["eog_only"] * 3 + seq["eog_only"] * 1.35
+    hours = 19.0  # README: 320 folds x ~7 min per fold and core / 2 cores, sequential
+    return pd.DataFrame([dict(what="paper protocol, extrapolated", size="default", model=path,
+                              hours_2_cores=round(hours * seq_sum / s_, 1))
+                         for path, s_ in (("sequential", seq_sum), ("batched", bat_sum))])
 
 
 def device_check(device: str, quick: bool, out: Path, tmp: Path) -> pd.DataFrame:
@@ -192,7 +263,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke sizes, 2 epochs, 1 repeat (checks the script)")
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2, help="fits per model for the epoch rows")
+    ap.add_argument("--step-repeats", type=int, default=7, help="interleaved step pairs per model")
+    ap.add_argument("--no-epochs", action="store_true", help="steps and the unit only (no whole-epoch rows)")
+    ap.add_argument("--epoch-sizes", default="smoke", help="model sizes of the whole-epoch rows (default smoke; "
+                    "'smoke,default' adds the kit size, ~30 min on a loaded 2-core machine)")
     ap.add_argument("--out", default=None, help="results stem (default benchmarks/results/bench_batched, "
                     "or gpu_check with --check)")
     ap.add_argument("--check", metavar="DEVICE", default=None,
@@ -207,7 +282,9 @@ def main(argv=None) -> int:
     sizes = ["smoke"] if args.quick else ["smoke", "default"]
     epochs, repeats = (2, 1) if args.quick else (args.epochs, args.repeats)
     peak = matmul_gflops()
-    table = bench_epochs(sizes, epochs, repeats, peak)
+    table = bench_steps(sizes, 3 if args.quick else args.step_repeats, peak)
+    if not args.no_epochs:
+        table = pd.concat([table, bench_epochs(args.epoch_sizes.split(","), epochs, repeats, peak)], ignore_index=True)
     with tempfile.TemporaryDirectory() as tmp:
         table = pd.concat([table, pd.DataFrame([bench_unit(2, Path(tmp))])], ignore_index=True)
     paper = paper_estimate(table) if not args.quick else pd.DataFrame()

@@ -37,6 +37,17 @@ but the masks are laid out in another memory order than in the sequential path, 
 the two paths are different (equally valid) random draws. The batched path is deterministic in
 its own right: same seed, same members, same numbers (bitwise on the CPU).
 
+Speed
+-----
+On the kit's 2-core CPU the stack trains **no faster per core** than one model at a time
+(``benchmarks/results/bench_batched.md``: step-time ratios around 1 at the smoke and kit sizes).
+The premise that these small models are dominated by per-operation overhead does not hold there:
+most of a step is memory-bound work (the tokeniser's convolutions over 32 channels, batch norm,
+elementwise operations), which ``vmap`` does not make cheaper and partly makes dearer (batched
+layouts, grouped convolutions). So ``kdlib reproduce --trainer auto`` (the default) stacks only on
+CUDA, where a stack of small models runs in about the time of one; that gain is an expectation,
+not a measurement, until ``benchmarks/gpu_check.sh`` has run on a GPU.
+
 Requirements: every member has the same number of training windows (the schedule and the
 batches are shared; :func:`group_by_size` groups folds that do), the same architecture and the
 same :class:`~kdlib.train.TrainConfig`. Validation sets may differ in size (they are padded;
