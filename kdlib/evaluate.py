@@ -22,8 +22,10 @@ depend on which methods a run includes): V3 − V2 measures the feedback, not a 
 
 Seeds: a run may hold several seeds (``ProtocolConfig.seeds``); each seed changes the folds, the
 initial weights, the batch order and the shuffled-label permutation, and every (task, subject,
-fold, seed) is a unit of its own, resumed on its own. Every unit's rows are written to ``<out>/folds/`` atomically as soon
-as the unit finishes: an interrupted run resumes where it stopped and never repeats a unit.
+fold, seed) is a unit of its own, resumed on its own. Every unit's rows are written to
+``<out>/folds/`` atomically as soon as the unit finishes (with ``trainer="batched"`` the folds of
+one task x subject x seed train as one stack, :func:`run_batch`, and their files appear together
+when it finishes): an interrupted run resumes where it stopped and never repeats a finished unit.
 
 Metrics: accuracy and macro F1 at window level and at trial level (the trial's prediction is the
 mean of its windows' probabilities), each beside the majority-class accuracy of the same test set.
