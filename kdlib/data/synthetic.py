@@ -69,9 +69,9 @@ The path from EEG to EOG (``eeg_to_eog``)
     no published gain of frontal EEG in EOG channels. It is the model's own spatial correlation
     ``exp(-d / spatial_length_m)`` at the 3-4 cm between an outer canthus and F7. With it an
     EOG-only student *can* in principle learn an EEG cue the teacher knows; in the default
-    regime that cue is faint (EOG band-power accuracy barely moves, see below), in the
-    ``privileged`` preset it is stronger. At 0 the EOG is byte-identical to generator version
-    1's for the same seed and EOG knobs (no random numbers are drawn for the path).
+    regime that cue is faint (EOG band-power accuracy barely moves, see below). At 0 the EOG
+    is byte-identical to generator version 1's for the same seed and EOG knobs (no random
+    numbers are drawn for the path).
 
 Peripheral channels 35-40 (zEMG, tEMG, GSR, respiration, plethysmograph, temperature)
     Simple plausible signals (EMG noise in uV, skin conductance level with responses in uS,
@@ -119,7 +119,9 @@ Presets (:data:`PRESETS`)
     ``smoke`` (3 subjects), ``default`` (8), ``full`` (32, DEAP's size) share the knobs above.
     Two regimes for ``notebooks/07_when_does_distillation_help.ipynb`` (8 subjects each):
     ``privileged``, where the teacher knows much more than the EOG can show (EEG effects 2.5 x
-    the default, as in version 1; EOG effects halved), and ``no_path`` (the default with
+    the default, as in version 1; EOG effects halved; ``eeg_to_eog=0``, since through the path
+    the EOG would carry the EEG's strong valence cue: with the path at 0.5 the EOG oracle
+    ceiling reached the EEG's for valence), and ``no_path`` (the default with
     ``eeg_to_eog=0``: the EEG and the EOG then share only the latent emotion, so the only route
     from the teacher to an EOG student is soft labels less noisy than the ratings).
 
@@ -200,8 +202,8 @@ class SynthConfig:
 
     Presets (:data:`PRESETS`): ``smoke`` (3 subjects), ``default`` (8), ``full`` (32) share
     these defaults; two regimes for ``notebooks/07_when_does_distillation_help.ipynb``:
-    ``privileged`` (EEG effects 2.5 x, EOG effects halved: the teacher knows much more than the
-    EOG can show) and ``no_path`` (``eeg_to_eog=0``: EEG and EOG share only the latent, so an
+    ``privileged`` (EEG effects 2.5 x, EOG effects halved, no path: the teacher knows much more
+    than the EOG can show) and ``no_path`` (``eeg_to_eog=0``: EEG and EOG share only the latent, so an
     EOG student can gain from a teacher only through soft labels less noisy than the ratings).
     ``rating_noise_sd``, ``eeg_to_eog`` and ``n_trials`` are the knobs of that notebook's sweep.
     """
@@ -293,10 +295,10 @@ SMOKE = SynthConfig(n_subjects=3)  #: CI and quick checks: 3 subjects x 40 trial
 DEFAULT = SynthConfig()  #: notebooks and Binder: 8 subjects x 40 trials
 FULL = SynthConfig(n_subjects=32)  #: DEAP's size: 32 subjects x 40 trials
 #: Regime: the teacher knows much more than the EOG can show (EEG effects 2.5 x the default,
-#: version 1's sizes; EOG effects halved). 8 subjects x 40 trials.
+#: version 1's sizes; EOG effects halved; no EEG in the EOG). 8 subjects x 40 trials.
 PRIVILEGED = replace(DEFAULT, valence_alpha_asymmetry=1.0, valence_temporal_beta=0.5,
                      arousal_posterior_alpha=0.5, arousal_beta=0.4, arousal_theta=0.25,
-                     arousal_blink_rate=0.35, arousal_blink_amp=0.05, valence_saccade_rate=0.3)
+                     arousal_blink_rate=0.35, arousal_blink_amp=0.05, valence_saccade_rate=0.3, eeg_to_eog=0.0)
 #: Regime: no EEG in the EOG (``eeg_to_eog=0``): EEG and EOG share only the latent emotion.
 NO_PATH = replace(DEFAULT, eeg_to_eog=0.0)
 PRESETS = {"smoke": SMOKE, "default": DEFAULT, "full": FULL, "privileged": PRIVILEGED, "no_path": NO_PATH}
@@ -974,7 +976,7 @@ def _parser() -> argparse.ArgumentParser:
                         "(default: $KDLIB_DATA_DIR/synthetic, i.e. data/synthetic)")
     p.add_argument("--preset", default="default", choices=sorted(PRESETS),
                    help="preset: smoke (3 subjects), default (8), full (32, DEAP's size); regimes "
-                        "privileged (EEG effects 2.5x, EOG effects halved) and no_path (no EEG in the EOG)")
+                        "privileged (EEG effects 2.5x, EOG effects halved, no path) and no_path (no EEG in the EOG)")
     p.add_argument("--subjects", type=int, default=None,
                    help="number of subjects, overrides the preset (1-99)")
     p.add_argument("--trials", type=int, default=None,
