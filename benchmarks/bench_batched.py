@@ -229,12 +229,12 @@ def device_check(device: str, quick: bool, out: Path, tmp: Path) -> pd.DataFrame
     synthetic.write_dataset(tmp / "synthetic", synthetic.SynthConfig(n_subjects=1, n_trials=n_trials), progress=False)
     spec = evaluate.DataSpec(dataset="synthetic", data_dir=str(tmp / "synthetic"), cache_dir=str(tmp / "cache"))
     preset = "smoke" if quick else "default"
-    for what, train_preset, ep in (("unit: 9 methods x 5 folds (3 with --quick), one task", preset,
+    for what, train_preset, ep in (("unit: 9 methods x 5 folds (2 with --quick), one task", preset,
                                     1 if quick else epochs),
-                                   ("paper subset: 1 subject x 1 task x 5 folds (3), paper preset", "paper" if not quick
+                                   ("paper subset: 1 subject x 1 task x 5 folds (2), paper preset", "paper" if not quick
                                     else "smoke", 1 if quick else 5)):
         config = evaluate.ProtocolConfig(model_preset=preset, train_preset=train_preset, epochs=ep,
-                                         tasks=("valence",), trainer="batched", n_folds=3 if quick else 5)
+                                         tasks=("valence",), trainer="batched", n_folds=2 if quick else 5)
         units = evaluate.plan_units(spec.load(), config)
         t0 = time.perf_counter()
         tables = evaluate.run_batch(spec, units, config, device=device)

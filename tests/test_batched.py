@@ -164,5 +164,5 @@ def test_the_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
     assert "1 passed" in (tmp_path / "gpu_check_tests.txt").read_text()
     table = pd.read_csv(tmp_path / "gpu_check.csv")
     assert len(table) == 4 and table["what"].str.startswith("paper").any()
-    assert (table.loc[table["what"].str.startswith("unit"), "rows"] == 9 * 3).all()  # methods x folds
+    assert (table.loc[table["what"].str.startswith("unit"), "rows"] == 9 * 2).all()  # methods x folds
     assert "paper_hours_extrapolated" in (tmp_path / "gpu_check.md").read_text()
