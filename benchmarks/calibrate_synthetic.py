@@ -18,15 +18,18 @@ Command (recorded in ``benchmarks/results/calibrate_synthetic.md``)::
     OMP_NUM_THREADS=1 python benchmarks/calibrate_synthetic.py --subjects 8 --seeds 0 1 --set eeg_to_eog=0
     OMP_NUM_THREADS=1 python benchmarks/calibrate_synthetic.py --subjects 8 --seeds 0 1 --preset privileged
 
-``--set knob=value`` (repeatable) changes any :class:`kdlib.data.synthetic.SynthConfig` knob.
+``--set knob=value`` (repeatable) changes any :class:`kdlib.data.synthetic.SynthConfig` knob;
+``--ceilings`` adds the ceilings of :mod:`kdlib.ceilings` on the default protocol's folds.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from dataclasses import fields, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -93,6 +96,17 @@ def calibrate(config: syn.SynthConfig, subjects: int, seeds) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def ceilings_of(config: syn.SynthConfig, subjects: int, seeds, folder) -> pd.DataFrame:
+    """:func:`kdlib.ceilings.ceiling_summary` of the kit's default protocol (5 trial folds) on ``config``."""
+    from kdlib import ceilings
+    from kdlib.evaluate import DataSpec, ProtocolConfig
+
+    syn.write_dataset(folder, replace(config, n_subjects=subjects), progress=False)
+    spec = DataSpec(dataset="synthetic", data_dir=str(folder), cache_dir=str(Path(folder) / "cache"))
+    table = ceilings.fold_ceilings(spec, ProtocolConfig(seeds=tuple(seeds), methods=("majority",)))
+    return ceilings.ceiling_summary(table)
+
+
 def _value(text: str):
     for cast in (int, float):
         try:
@@ -109,6 +123,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                     help="change a SynthConfig knob (repeatable)")
+    ap.add_argument("--ceilings", action="store_true",
+                    help="also the ceilings (kdlib.ceilings) of the default protocol's folds on the same subjects")
     args = ap.parse_args(argv)
     knobs = {f.name for f in fields(syn.SynthConfig)}
     changes = {}
@@ -127,6 +143,12 @@ def main(argv=None) -> int:
           f"{args.seeds}; changes: {changes or 'none'}; {time.perf_counter() - t0:.0f} s")
     print("mean and SD over subjects (seeds averaged within a subject first):")
     print(summary.round(1).to_markdown())
+    if args.ceilings:
+        with tempfile.TemporaryDirectory() as tmp:
+            ceil = ceilings_of(config, args.subjects, args.seeds, tmp)
+        cols = [c for c in ceil if c.endswith("_mean")]
+        print("\nceilings on the default protocol's folds (5 trial folds, the seeds above), mean over subjects (%):")
+        print((ceil.set_index("task")[cols] * 100).round(1).to_markdown())
     return 0
 
 
