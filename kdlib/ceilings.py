@@ -23,10 +23,11 @@ modality ceilings (``eeg_ceiling``, ``eog_ceiling``, ``eeg_eog_ceiling``)
     An *oracle*: a logistic regression (standardised inputs, scikit-learn's default L2, not
     tuned) fitted on the true emotion-bearing parameters of that modality only, on the fold's
     training trials (teaching + quiz + validation), scored on the labels of its test trials.
-    The signals of a modality depend on the latent only through these parameters, so the
-    oracle sees everything about the emotion that the modality can show, without having to
-    estimate it from a noisy signal: it is the information limit of an EEG-only or an EOG-only
-    model trained on the same trials. It is an estimate on a few trials, not a hard bound: a
+    The EEG depends on the latent only through its parameters; the EOG almost so (its 3 s
+    baseline, with less than one blink on average, shares the trial's rate nuisance and so adds
+    a trace more). The oracle thus sees everything about the emotion that the modality can
+    show, without having to estimate it from a noisy signal: it is the information limit of an
+    EEG-only or an EOG-only model trained on the same trials. It is an estimate on a few trials, not a hard bound: a
     model can beat it on one fold by luck, and it is loose where a modality shows a parameter
     only faintly (the EEG path into the EOG at a small ``eeg_to_eog``).
 
