@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import matplotlib
 
@@ -220,3 +221,14 @@ def test_gain_lines_and_intervals_read_as_text():
     assert lines[1].startswith("rating_noise_sd = 2: V1 +10.0 [+10.0, +10.0]  V2 ") and "EOG ceiling +15.0" in lines[1]
     assert sweep.format_interval(-1e-6, -2e-6, 0.0, sign=True) == "+0.0 [+0.0, +0.0]"  # no negative zero
     assert sweep.format_interval(0.5, np.nan, np.nan) == "50.0" and sweep.format_interval(np.nan, 0, 1) == ""
+
+
+def test_the_recorded_sweep_is_the_full_grid():
+    recorded = Path(__file__).parents[1] / "benchmarks" / "results" / "sweep_distill"
+    record = json.loads((recorded / "sweep.json").read_text())
+    mine = json.loads(json.dumps(sweep.sweep_record(sweep.SWEEP_PRESETS["full"])))
+    for part in ("synth", "knobs", "centre", "design", "smoke"):  # a changed generator default shows here
+        assert record[part] == mine[part], f"{part}: the full grid no longer is the recorded sweep; re-record it"
+    assert {k: v for k, v in mine["protocol"].items() if k in record["protocol"]} == record["protocol"]
+    points = set(pd.read_csv(recorded / "sweep.csv")["point"])
+    assert points == {p.key for p in sweep.grid_points(sweep.SWEEP_PRESETS["full"])}
