@@ -45,6 +45,8 @@ __all__ = [
     "COLAB_DIR",
     "LaunchError",
     "on_binder",
+    "memory_limit_bytes",
+    "default_jobs",
     "on_colab",
     "smoke_default",
     "current_preset",
@@ -145,6 +147,61 @@ def smoke_default(environ: Mapping[str, str] | None = None, folder: str | os.Pat
             raise LaunchError(f"{SMOKE_ENV}={env[SMOKE_ENV]!r}: expected one of {', '.join(_TRUE + _FALSE)}")
         return value in _TRUE
     return on_binder(env) or on_colab(env) or baked_preset(folder) == "smoke"
+
+
+SMALL_MACHINE_BYTES = 4 * 1024**3  #: below this memory limit the notebooks train one fold at a time
+_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def memory_limit_bytes(limit_files: Sequence[str] = _CGROUP_LIMITS) -> int | None:
+    """The memory this process may use: the container's cgroup limit, else the machine's RAM.
+
+    Parameters
+    ----------
+    limit_files : sequence of str
+        cgroup v2 and v1 limit files, read in order; ``max`` or an unreadable file means no limit.
+
+    Returns
+    -------
+    int or None
+        Bytes, or None when neither a limit nor the RAM can be read.
+    """
+    for name in limit_files:
+        try:
+            text = Path(name).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:  # cgroup v1 writes a huge number for "no limit"
+            return int(text)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_jobs(environ: Mapping[str, str] | None = None, limit: int | None = -1) -> int:
+    """The notebooks' default ``JOBS`` (folds trained in parallel processes): 1 or 2.
+
+    Each worker process holds its own PyTorch (about 0.6 GB at the smoke sizes,
+    ``benchmarks/results/notebook_memory_05_jobs1.md``: notebook 05 on Binder peaked at 1.6 GB with
+    two workers and 0.7 GB with one). So one worker on Binder, on Colab's free tier and wherever
+    the memory limit is under :data:`SMALL_MACHINE_BYTES`; two elsewhere (the CI machines have 2 cores).
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        Environment to look at; default ``os.environ``.
+    limit : int or None, optional
+        Memory limit in bytes; default (-1) reads it with :func:`memory_limit_bytes`.
+
+    Returns
+    -------
+    int
+    """
+    env = os.environ if environ is None else environ
+    limit = memory_limit_bytes() if limit == -1 else limit
+    small = on_binder(env) or on_colab(env) or (limit is not None and limit < SMALL_MACHINE_BYTES)
+    return 1 if small else 2
 
 
 # --- the synthetic data set --------------------------------------------------------------------

@@ -255,3 +255,31 @@ def test_launch_main(root, fake_writer, capsys, tmp_path):
     assert "baked the synthetic 'smoke' set into" in capsys.readouterr().out
     assert launch.main(["add-cells", "01"]) == 1  # the test's root has no notebooks
     assert "kdlib.launch: error: no notebooks found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env, limit, expected", [
+    ({}, 16 * 1024**3, 2),  # a workstation
+    ({}, 2 * 1024**3, 1),  # a 2 GB container (Binder's size) without Binder's variables
+    ({"BINDER_REPO_URL": "https://github.com/kdlib/kdlib"}, 16 * 1024**3, 1),
+    ({"COLAB_RELEASE_TAG": "release-colab"}, 16 * 1024**3, 1),
+    ({}, None, 2),  # the limit cannot be read: the 2-core default
+])
+def test_default_jobs_is_one_where_memory_is_small(env, limit, expected):
+    assert launch.default_jobs(env, limit=limit) == expected
+
+
+def test_memory_limit_reads_the_cgroup_limit_and_ignores_no_limit(tmp_path):
+    v2, v1 = tmp_path / "memory.max", tmp_path / "limit_in_bytes"
+    v2.write_text("max\n")
+    v1.write_text(f"{2 * 1024**3}\n")
+    assert launch.memory_limit_bytes([str(v2), str(v1)]) == 2 * 1024**3
+    v1.write_text("9223372036854771712\n")  # cgroup v1's "no limit": fall back to the RAM
+    ram = launch.memory_limit_bytes([str(v2), str(v1)])
+    assert ram is not None and 0 < ram < 2**60
+
+
+@pytest.mark.parametrize("name", ["05_evaluation", "07_when_does_distillation_help"])
+def test_notebooks_that_start_workers_take_jobs_from_the_machine(name):
+    nb = nbformat.read(paths.notebooks_dir() / f"{name}.ipynb", as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert "JOBS: int = default_jobs()" in params.source

@@ -188,7 +188,8 @@ def test_run_info_names_a_corrupt_config_json(tmp_path, text):
 def test_a_run_without_ground_truth_says_it_has_no_ceilings(written):
     run, _ = written
     text = (run / "report" / "summary.md").read_text()
-    assert "## Ceilings" in text and "No ceilings (no ground truth to read)" in text
+    assert "## Ceilings" in text and "No ceilings:" in text and "data folder not found" in text
+    assert "no ground truth" in text
     assert "gap closed [95 % CI]" not in pd.read_csv(run / "report" / "ablation.csv").columns
 
 
