@@ -5,10 +5,13 @@ The kernel's working directory differs between papermill (``build/notebooks``) a
 
 Environment variables
 ---------------------
-KDLIB_ROOT       the project root (default: the folder holding ``pyproject.toml`` above this
-                 package, else the current directory).
-KDLIB_DATA_DIR   where generated data and caches live (default ``<root>/data``).
-KDLIB_DEAP_DIR   a real DEAP copy (the folder that holds ``sNN.dat`` or ``sNN.mat`` files).
+``KDLIB_ROOT``
+    The project root (default: the folder holding ``pyproject.toml`` above this package, else
+    the current directory).
+``KDLIB_DATA_DIR``
+    Where generated data and caches live (default ``<root>/data``).
+``KDLIB_DEAP_DIR``
+    A real DEAP copy (the folder that holds ``sNN.dat`` or ``sNN.mat`` files).
 """
 
 from __future__ import annotations

@@ -251,7 +251,7 @@ def step_table(results: pd.DataFrame) -> pd.DataFrame:
         One row per (task, method) that has any of them: the trials a fold taught on, held out as
         the quiz and for validation; the students' loss shares at the best epoch (CE, alpha * KD,
         beta * feature); for v3 the feedback steps per fold and how far they moved the teacher's
-        outputs on the teaching windows (mean |delta p|, share of predictions flipped).
+        outputs on the teaching windows (mean ``|delta p|``, share of predictions flipped).
     """
     cols = [c for c in STEP_COLUMNS if c in results]
     if not cols:
