@@ -38,7 +38,7 @@ DATASET ?= synthetic
 NB_ARGS ?=
 # The reproduce run of `make run` (kdlib reproduce): its folder and its size. The default is sized
 # for a 2-core CPU and make run <= 60 min: the full protocol on every subject with the small (smoke-size)
-# models, 3 seeds and 8 epochs, ~34 min here (an estimate, see README; the kit-size models would take
+# models, 3 seeds and 8 epochs, ~44 min of 2 free cores (5249 CPU-s measured, see README; the kit-size models would take
 # hours: stacking the folds does not speed up a CPU); for the full-size models or a real DEAP copy use e.g.
 # REPRO_ARGS="--preset paper --jobs 2" to run all 32 subjects (on a GPU: --jobs 1, stacked automatically).
 RUN_OUT ?= results/$(DATASET)
