@@ -226,3 +226,11 @@ def test_config_for_windows_takes_layout_from_data():
     assert (c.n_eeg, c.n_eog, c.n_samples, c.fs, c.n_tokens, c.d_model) == (14, 1, 256, 128.0, 29, SMOKE.d_model)
     out = FusionTeacher(c)(torch.from_numpy(ws.eeg), torch.from_numpy(ws.eog))
     assert out.fused.shape == (n, 29, 2 * SMOKE.d_model)
+
+
+def test_latency_ms_is_a_positive_median_and_restores_the_thread_count():
+    import torch
+    from kdlib import models
+    before = torch.get_num_threads()
+    ms = models.latency_ms(models.build_model("eog_only", models.SMOKE), repeats=3, warmup=1, threads=1)
+    assert ms > 0 and torch.get_num_threads() == before

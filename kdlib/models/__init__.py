@@ -16,12 +16,12 @@ from .config import DEFAULT, PAPER, SMOKE, ModelConfig
 from .export import LogitsOnly, export_student
 from .fusion import DepthGating, FusionOutput, GatingOutput, ModalFusion, ScoreNet, adjacent_pairs
 from .summary import (MODELS, build_model, complexity_table, count_macs, count_params, example_inputs,
-                      model_zoo, shape_table)
+                      latency_ms, model_zoo, shape_table)
 from .student import ADAPTERS, EOGStudent, FeatureAdapter, StudentOutput
 from .teacher import BranchOutputs, FusionTeacher, LateFusionTeacher, TeacherOutput
 
 __all__ = [
-    "ModelConfig", "SMOKE", "DEFAULT", "PAPER",
+    "ModelConfig", "SMOKE", "DEFAULT", "PAPER", "latency_ms",
     "Tokenizer", "SelfAttention", "Block", "Encoder", "Branch", "ClassifierHead", "mean_pool",
     "ScoreNet", "DepthGating", "GatingOutput", "ModalFusion", "FusionOutput", "adjacent_pairs",
     "FusionTeacher", "LateFusionTeacher", "TeacherOutput", "BranchOutputs",

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import time
+
+import numpy as np
 import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -22,7 +25,7 @@ from .config import DEFAULT, ModelConfig
 from .teacher import FusionTeacher, LateFusionTeacher
 
 __all__ = ["MODELS", "build_model", "model_zoo", "example_inputs", "count_params", "count_macs",
-           "complexity_table", "shape_table"]
+           "complexity_table", "shape_table", "latency_ms"]
 
 MODELS = {
     "teacher": FusionTeacher,  # EEG + EOG, gated fusion (the paper's teacher)
@@ -91,6 +94,40 @@ def count_macs(model: nn.Module, inputs=None, batch: int = 1) -> int:
     finally:
         model.train(was_training)
     return int(counter.get_total_flops() // 2)
+
+
+def latency_ms(model: nn.Module, repeats: int = 50, warmup: int = 5, threads: int = 1) -> float:
+    """Median wall time of one forward pass of one window, in milliseconds (inference mode).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Put in eval mode; its inputs are :func:`example_inputs` with ``batch=1``.
+    repeats, warmup : int
+        Timed and untimed passes.
+    threads : int
+        torch threads while timing (the previous setting is restored).
+
+    Returns
+    -------
+    float
+    """
+    model.eval()
+    x = example_inputs(model, batch=1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            for _ in range(warmup):
+                model(**x)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                model(**x)
+                times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+    return 1000 * float(np.median(times))
 
 
 def complexity_table(models: Mapping[str, nn.Module]):
