@@ -49,6 +49,7 @@ from .data.splits import (Fold, check_no_trial_leakage, fold_windows, leaky_wind
                           trial_kfold)
 from .data.windows import TASKS, PrepConfig, WindowSet, concat_windows
 from .io import atomic_write
+from .registry import BASELINE_METHODS, METHODS, PROTOCOLS, STUDENT_METHODS
 
 __all__ = [
     "BASELINE_METHODS",
@@ -74,13 +75,11 @@ __all__ = [
     "chance_interval",
 ]
 
-BASELINE_METHODS = ("majority", "eeg_only", "eog_only", "late_fusion", "teacher")
-STUDENT_METHODS = ("scratch", "v1", "v2", "v3")
-METHODS = BASELINE_METHODS + STUDENT_METHODS
+# BASELINE_METHODS, STUDENT_METHODS and METHODS come from kdlib.registry (the command line reads it too).
 #: The paper's reported accuracies of the full method (EOG student, Variation 3), in %.
 PAPER_RESULTS = {("deap", "valence"): 70.38, ("deap", "arousal"): 60.41,
                  ("bjtu", "valence"): 61.31, ("bjtu", "arousal"): 60.31}
-_PROTOCOLS = ("trial_kfold", "loso", "leaky_window")
+_PROTOCOLS = tuple(PROTOCOLS)  # kdlib.registry.PROTOCOLS: names and one-line descriptions
 
 
 @dataclass(frozen=True)
@@ -274,7 +273,23 @@ def scores(prob: np.ndarray, y: np.ndarray, groups: np.ndarray, train_majority: 
 
 def chance_interval(n_trials: int, p: float = 0.5, level: float = 0.95) -> tuple[float, float]:
     """The central ``level`` interval of the accuracy of guessing on ``n_trials`` independent
-    trials (binomial, :func:`scipy.stats.binom.interval`): what "at chance" means for a test set."""
+    trials (binomial, :func:`scipy.stats.binom.interval`): what "at chance" means for a test set.
+
+    Parameters
+    ----------
+    n_trials : int
+        Test trials (independent guesses).
+    p : float
+        Probability that one guess is right (0.5: a coin; the majority share for "always the
+        majority class" is not binomial chance and is reported beside it instead).
+    level : float
+        Coverage of the interval, in (0, 1).
+
+    Returns
+    -------
+    (float, float)
+        Lower and upper accuracy, multiples of ``1 / n_trials``.
+    """
     from scipy.stats import binom
 
     lo, hi = binom.interval(level, n_trials, p)
@@ -506,7 +521,19 @@ def _train_method(method, train, val, test, task, model_cfg, train_cfg, teacher,
 
 def batch_key(unit: Unit, config: ProtocolConfig) -> tuple:
     """Which units train together with ``config.trainer == "batched"``: the folds of one
-    (task, subject, seed); under loso every unit is its own batch (a fold per test subject)."""
+    (task, subject, seed); under loso every unit is its own batch (a fold per test subject).
+
+    Parameters
+    ----------
+    unit : Unit
+    config : ProtocolConfig
+        Only ``config.protocol`` is read.
+
+    Returns
+    -------
+    tuple
+        ``(task, subject, seed)``, with ``fold`` appended under ``"loso"``.
+    """
     if config.protocol == "loso":
         return (unit.task, unit.subject, unit.seed, unit.fold)
     return (unit.task, unit.subject, unit.seed)
@@ -540,7 +567,21 @@ def resolve_trainer(trainer: str, device: str = "auto") -> str:
 
 def plan_batches(units: list[Unit], config: ProtocolConfig) -> list[list[Unit]]:
     """``units`` grouped by :func:`batch_key`, in the order of their first unit (one unit per
-    batch with the sequential trainer)."""
+    batch with the sequential trainer).
+
+    Parameters
+    ----------
+    units : list of Unit
+        The units to run, in the order they should run.
+    config : ProtocolConfig
+        ``config.trainer`` (``"batched"`` groups; anything else gives one unit per batch) and
+        ``config.protocol`` (for :func:`batch_key`).
+
+    Returns
+    -------
+    list of list of Unit
+        Every unit exactly once; within a batch, in the order of ``units``.
+    """
     if config.trainer != "batched":
         return [[u] for u in units]
     groups: dict[tuple, list[Unit]] = {}

@@ -47,7 +47,22 @@ def project_root() -> Path:
 
 
 def resolve(path: str | os.PathLike | None, default: Path) -> Path:
-    """``path`` made absolute against the project root, or ``default`` when it is None/empty."""
+    """``path`` made absolute against the project root, or ``default`` when it is None/empty.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        A user-given path; ``~`` is expanded, a relative path is taken from
+        :func:`project_root` (not from the working directory, which differs between papermill
+        and nbval).
+    default : pathlib.Path
+        Returned as it is when ``path`` is None or ``""``.
+
+    Returns
+    -------
+    pathlib.Path
+        An absolute path (``default`` excepted, which is not touched).
+    """
     if path is None or str(path) == "":
         return default
     p = Path(path).expanduser()

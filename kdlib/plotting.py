@@ -60,7 +60,17 @@ def _ax(ax, figsize=(6, 4)):
 def mark_synthetic(target, synthetic: bool = True):
     """Stamp a figure or Axes with :data:`SYNTHETIC_NOTE` when ``synthetic`` is True.
 
-    Returns ``target`` for chaining.
+    Parameters
+    ----------
+    target : matplotlib Figure or Axes
+        The stamp goes on the figure (an Axes' own figure), top left.
+    synthetic : bool
+        Whether the figure shows synthetic data; False leaves ``target`` untouched.
+
+    Returns
+    -------
+    matplotlib Figure or Axes
+        ``target``, for chaining.
     """
     if not synthetic:
         return target
@@ -117,9 +127,23 @@ def plot_ratings(ratings, threshold: float = 5.0, names=("valence", "arousal"), 
 def plot_folds(table, subject: str | None = None, ax=None):
     """Trials (columns) x folds (rows), coloured by the side each trial is on.
 
-    A clean trial-level split shows every column with exactly one test cell. ``table`` is
-    :func:`kdlib.data.splits.fold_table` output; a trial with windows on two sides of a fold
-    (a leak) gets its own colour.
+    A clean trial-level split shows every column with exactly one test cell; a trial with
+    windows on two sides of a fold (a leak) gets its own colour.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`kdlib.data.splits.fold_table` output: one row per (fold, subject, trial, side),
+        ``side`` one of ``train``, ``quiz``, ``val``, ``test``.
+    subject : str, optional
+        Draw this subject's rows only (default: every row of ``table``; give one subject when
+        the table holds several, whose trial numbers would overlap).
+    ax : matplotlib Axes, optional
+        Where to draw (default: a new figure sized to the grid).
+
+    Returns
+    -------
+    matplotlib Axes
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
@@ -145,7 +169,24 @@ def plot_folds(table, subject: str | None = None, ax=None):
 
 
 def plot_eog_blinks(time_s, veog, blink_times, ax=None):
-    """A vEOG trace with the blinks MNE found marked."""
+    """A vEOG trace with the blinks MNE found marked.
+
+    Parameters
+    ----------
+    time_s : numpy.ndarray, shape (n_samples,)
+        Sample times in seconds, increasing.
+    veog : numpy.ndarray, shape (n_samples,)
+        The vEOG trace (µV).
+    blink_times : numpy.ndarray, shape (n_blinks,)
+        Blink times in seconds on the same clock (:func:`kdlib.data.mne_io.find_blinks`); each
+        is marked at the nearest sample.
+    ax : matplotlib Axes, optional
+        Where to draw (default: a new figure).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = _ax(ax, figsize=(9, 2.8))
     ax.plot(time_s, veog, lw=0.7, color="#333333")
     idx = np.clip(np.searchsorted(time_s, blink_times), 0, len(time_s) - 1)
@@ -158,7 +199,24 @@ def plot_eog_blinks(time_s, veog, blink_times, ax=None):
 def plot_band_topomaps(maps: dict, info, axes=None, cmap="RdBu_r", units="dB"):
     """One topomap per entry of ``maps`` (name -> per-channel values) with shared colour limits.
 
-    Returns the array of Axes.
+    Parameters
+    ----------
+    maps : dict of str to array-like, each of shape (n_channels,)
+        Title -> one value per channel of ``info``, in its order.
+    info : mne.Info
+        Channel names and positions of the EEG channels (a montage must be set).
+    axes : array of matplotlib Axes, optional
+        One per map (default: a new row of ``len(maps)`` Axes).
+    cmap : str
+        Colour map. With the default diverging ``"RdBu_r"`` the limits are symmetric about 0
+        (± the largest absolute value over all maps); with any other map MNE picks the limits
+        of each map and the colour bar is that of the last one.
+    units : str
+        Label of the shared colour bar.
+
+    Returns
+    -------
+    numpy.ndarray of matplotlib Axes
     """
     import mne
 

@@ -365,7 +365,19 @@ def holm(p) -> np.ndarray:
 
 
 def contrast_label(a: str, b: str) -> str:
-    """``"V3 − scratch"``-style name of the contrast ``a − b``."""
+    """``"V3 − scratch"``-style name of the contrast ``a − b``.
+
+    Parameters
+    ----------
+    a, b : str
+        Method names (``"v3"``, ``"scratch"``, ...); the variations and baselines get their short
+        display names (``V3``, ``EOG-only``, ...), any other name is used as it is.
+
+    Returns
+    -------
+    str
+        ``"<a> − <b>"`` (with a minus sign, U+2212).
+    """
     return f"{_SHORT.get(a, a)} − {_SHORT.get(b, b)}"
 
 

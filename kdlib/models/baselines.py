@@ -58,6 +58,19 @@ class SingleModalityNet(nn.Module):
         self.head = ClassifierHead(config.d_model, config.n_classes, config.dropout)
 
     def forward(self, eeg: torch.Tensor | None = None, eog: torch.Tensor | None = None) -> SingleOutput:
+        """Classify windows of the model's own modality.
+
+        Parameters
+        ----------
+        eeg : Tensor (B, n_eeg, T), optional
+            Required by the EEG-only model; must be None for the EOG-only one.
+        eog : Tensor (B, n_eog, T), optional
+            Required by the EOG-only model; must be None for the EEG-only one.
+
+        Returns
+        -------
+        SingleOutput
+        """
         mine, other = (eeg, eog) if self.modality == "eeg" else (eog, eeg)
         if other is not None:
             raise ValueError(f"{type(self).__name__} reads {self.modality.upper()} only; pass None for "

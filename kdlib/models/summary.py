@@ -36,7 +36,20 @@ MODELS = {
 
 
 def build_model(name: str, config: ModelConfig = DEFAULT) -> nn.Module:
-    """A fresh model by name (one of :data:`MODELS`)."""
+    """A fresh model by name (one of :data:`MODELS`).
+
+    Parameters
+    ----------
+    name : {'teacher', 'late_fusion', 'eeg_only', 'eog_only'}
+        A key of :data:`MODELS`; any other name raises ``KeyError`` listing them.
+    config : ModelConfig
+        Sizes and input shape of the model.
+
+    Returns
+    -------
+    torch.nn.Module
+        Newly initialised (from torch's current random state), in training mode.
+    """
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
     return MODELS[name](config)
@@ -49,7 +62,24 @@ def model_zoo(config: ModelConfig = DEFAULT) -> dict[str, nn.Module]:
 
 def example_inputs(model: nn.Module, batch: int = 1, seed: int = 0) -> dict[str, torch.Tensor | None]:
     """Random ``eeg``/``eog`` keyword inputs of the model's config, ``None`` for modalities it
-    does not read: call ``model(**example_inputs(model))``."""
+    does not read: call ``model(**example_inputs(model))``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A kdlib model: it has ``config`` (a :class:`ModelConfig`) and ``modalities``.
+    batch : int
+        Windows per input.
+    seed : int
+        Seed of the generator the inputs are drawn from (standard normal); torch's global
+        random state is not touched.
+
+    Returns
+    -------
+    dict
+        ``{"eeg": (batch, n_eeg, n_samples) or None, "eog": (batch, n_eog, n_samples) or None}``,
+        float32 tensors on the model's device.
+    """
     c = model.config
     g = torch.Generator().manual_seed(seed)
     dev = next(model.parameters()).device
@@ -59,7 +89,18 @@ def example_inputs(model: nn.Module, batch: int = 1, seed: int = 0) -> dict[str,
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (``sum(p.numel())``)."""
+    """Number of parameters (``sum(p.numel())``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    trainable_only : bool
+        Count only parameters with ``requires_grad`` (e.g. leave out a frozen teacher).
+
+    Returns
+    -------
+    int
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
