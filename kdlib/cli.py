@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .registry import BASELINES, DEFAULT_PROTOCOL, METHODS, PROTOCOLS, STUDENTS
+
 __all__ = ["main", "command", "arg", "COMMANDS", "CliError", "OptionError"]
 
 PROG = "kdlib"
@@ -208,13 +210,12 @@ def _validate_manifest(args: argparse.Namespace, extra: list[str]) -> int:
         help="which data: the synthetic set, a DEAP copy, or your own recordings (default: synthetic)"),
     arg("--data-dir", default="", help="folder of sNN.dat/sNN.mat files (deap: default $KDLIB_DEAP_DIR)"),
     arg("--manifest", default="", help="manifest file (YAML or TOML) of a custom data set"),
-    arg("--protocol", choices=("trial_kfold", "loso", "leaky_window"), default="trial_kfold",
-        help="trial_kfold: within-subject folds by trial (default); loso: leave one subject out; "
-             "leaky_window: windows split regardless of trial (leaks! demonstration only)"),
+    arg("--protocol", choices=tuple(PROTOCOLS), default=DEFAULT_PROTOCOL, help="; ".join(
+        f"{name}: {text}" + (" (default)" if name == DEFAULT_PROTOCOL else "") for name, text in PROTOCOLS.items())),
     arg("--folds", type=int, default=5, help="folds per subject (default 5)"),
     arg("--tasks", default="valence,arousal", help="comma-separated tasks (default valence,arousal)"),
-    arg("--methods", default="all", help="comma-separated methods from " + ", ".join(
-        ("majority", "eeg_only", "eog_only", "late_fusion", "teacher", "scratch", "v1", "v2", "v3")) + " (default all)"),
+    arg("--methods", default="all", help="comma-separated methods (default all): " + "; ".join(
+        f"{name}: {text}" for name, text in {**BASELINES, **STUDENTS}.items())),
     arg("--subjects", default=None, help="subjects, comma-separated, e.g. s01,s02 (default: all)"),
     *PREP_ARGS,
     arg("--preset", choices=("smoke", "default", "paper"), default="default",
@@ -242,7 +243,7 @@ def _validate_manifest(args: argparse.Namespace, extra: list[str]) -> int:
     arg("--quiet", action="store_true", help="no progress bar"),
 )
 def _reproduce(args: argparse.Namespace, extra: list[str]) -> int:
-    from .evaluate import METHODS, DataSpec, ProtocolConfig, run_protocol
+    from .evaluate import DataSpec, ProtocolConfig, run_protocol
 
     subjects = _subject_list(args.subjects)
     methods = METHODS if args.methods == "all" else tuple(m for m in args.methods.replace(",", " ").split())

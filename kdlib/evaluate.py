@@ -49,6 +49,7 @@ from .data.splits import (Fold, check_no_trial_leakage, fold_windows, leaky_wind
                           trial_kfold)
 from .data.windows import TASKS, PrepConfig, WindowSet, concat_windows
 from .io import atomic_write
+from .registry import BASELINE_METHODS, METHODS, PROTOCOLS, STUDENT_METHODS
 
 __all__ = [
     "BASELINE_METHODS",
@@ -74,13 +75,11 @@ __all__ = [
     "chance_interval",
 ]
 
-BASELINE_METHODS = ("majority", "eeg_only", "eog_only", "late_fusion", "teacher")
-STUDENT_METHODS = ("scratch", "v1", "v2", "v3")
-METHODS = BASELINE_METHODS + STUDENT_METHODS
+# BASELINE_METHODS, STUDENT_METHODS and METHODS come from kdlib.registry (the command line reads it too).
 #: The paper's reported accuracies of the full method (EOG student, Variation 3), in %.
 PAPER_RESULTS = {("deap", "valence"): 70.38, ("deap", "arousal"): 60.41,
                  ("bjtu", "valence"): 61.31, ("bjtu", "arousal"): 60.31}
-_PROTOCOLS = ("trial_kfold", "loso", "leaky_window")
+_PROTOCOLS = tuple(PROTOCOLS)  # kdlib.registry.PROTOCOLS: names and one-line descriptions
 
 
 @dataclass(frozen=True)
