@@ -71,6 +71,10 @@ class ModelConfig:
                        fs=float(ws.fs), **overrides)
 
 
+#: Tiny sizes for CI and quick checks: their results say nothing about the method.
 SMOKE = ModelConfig(n_filters=8, d_model=16, n_heads=2, n_layers=2, gate_hidden=16, dropout=0.0)
-DEFAULT = ModelConfig()  # the paper-reading sizes: small enough to train on a laptop CPU
-PAPER = ModelConfig()  # the reading of the paper kdlib adopts (same as DEFAULT)
+#: The reading of the paper kdlib adopts (``/PAPER.md``): small enough to train on a laptop CPU.
+PAPER = ModelConfig()
+#: The same configuration by its other name (kept because callers and ``--preset`` use it): the paper
+#: gives no other sizes, so the default is the paper's. Only :data:`SMOKE` differs.
+DEFAULT = PAPER
