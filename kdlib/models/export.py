@@ -8,10 +8,11 @@ that path as a :class:`torch.export.ExportedProgram`: a graph without Python cod
 ``torch.export.save`` and loaded with ``torch.export.load`` (no kdlib needed), batch size free.
 
 Run as it is (``program.module()(eog)``), the exported graph is not faster than the eager model
-(slower for one window: 1.79 ms vs 1.44 ms on the reference 2-core CPU). What makes the student
-faster is compiling that graph ahead of time with AOTInductor, once per trained model (11 s
-there), into a package that any later process loads and runs without kdlib: one window then took
-0.65 ms (2.2x faster than eager) and batches of 256 ran 1.24x faster::
+(on the reference 2-core CPU it was slower for one window). What makes the student faster is
+compiling that graph ahead of time with AOTInductor, once per trained model (seconds), into a
+package that any later process loads and runs without kdlib: there it ran one window about twice
+as fast as eager, and batches faster too (measured latencies, throughputs and compile times, with
+the machine and the command: ``benchmarks/results/bench_speedups.md``, section "Inference")::
 
     program = export_student(student)
     path = torch._inductor.aoti_compile_and_package(program, package_path="student.pt2")
@@ -20,9 +21,9 @@ there), into a package that any later process loads and runs without kdlib: one 
 
 (torch 2.13 itself may print a ``FutureWarning`` about ``LeafSpec`` while compiling: harmless.)
 ``benchmarks/bench_speedups.py`` measures every route (eager, TorchScript, torch.export,
-AOTInductor, torch.compile) and checks their logits against eager; the numbers are in
-``benchmarks/results/bench_speedups.md``. TorchScript (``torch.jit.trace``) is deprecated in
-torch 2.13 and ``torch.jit.script`` cannot compile the model, so kdlib does not use them.
+AOTInductor, torch.compile) and checks their logits against eager. TorchScript
+(``torch.jit.trace``) is deprecated in torch 2.13 and ``torch.jit.script`` cannot compile the
+model, so kdlib does not use them.
 """
 
 from __future__ import annotations
