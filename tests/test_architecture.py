@@ -119,7 +119,8 @@ def import_graph() -> nx.DiGraph:
             for target in _targets(node, name, is_package, modules):
                 if target not in modules:
                     continue  # outside kdlib (or a name that is not a module: already mapped to its package)
-                edges = [(target, how)] + [(p, "via package __init__") for p in _ancestors(target)
+                via = "via package __init__" if how == "top" else f"{how}, via package __init__"
+                edges = [(target, how)] + [(p, via) for p in _ancestors(target)
                                           if p != "kdlib" and p not in own_ancestors]
                 for dst, kind in edges:
                     if dst != name and not graph.has_edge(name, dst):
@@ -139,12 +140,16 @@ def describe_cycle(graph: nx.DiGraph, cycle: list[str]) -> str:
 
 
 def import_cycles(graph: nx.DiGraph, limit: int = 40) -> list[str]:
-    """The cycles of ``graph``, shortest first (at most ``limit``), each described by :func:`describe_cycle`."""
+    """The cycles of ``graph``, shortest first (at most ``limit``), each described by :func:`describe_cycle`.
+
+    Every strongly connected component of two or more modules yields its cycles of up to 6 modules,
+    or, when it has none that short, one longer cycle: no cycle goes unreported."""
     cycles = []
     for component in nx.strongly_connected_components(graph):
         if len(component) > 1:
             sub = graph.subgraph(component)
-            cycles += list(nx.simple_cycles(sub, length_bound=min(len(component), 6)))
+            short = list(nx.simple_cycles(sub, length_bound=6))
+            cycles += short or [[src for src, _ in nx.find_cycle(sub)]]
     cycles = sorted((c[c.index(min(c)):] + c[:c.index(min(c))] for c in cycles), key=lambda c: (len(c), c))
     return [describe_cycle(graph, c) for c in cycles[:limit]]
 
@@ -181,7 +186,7 @@ def test_resolution_rules_on_a_small_package(tmp_path, monkeypatch):
         ("kdlib.a", "kdlib.pkg.c"): "top",
         ("kdlib.a", "kdlib.pkg"): "via package __init__",
         ("kdlib.b", "kdlib.pkg.d"): "lazy",
-        ("kdlib.b", "kdlib.pkg"): "via package __init__",
+        ("kdlib.b", "kdlib.pkg"): "lazy, via package __init__",
         ("kdlib.pkg", "kdlib.pkg.c"): "top",
         ("kdlib.pkg.c", "kdlib.a"): "TYPE_CHECKING",
         ("kdlib.pkg.c", "kdlib.pkg.d"): "top",
@@ -191,6 +196,18 @@ def test_resolution_rules_on_a_small_package(tmp_path, monkeypatch):
     described = import_cycles(graph)
     assert "kdlib.pkg.c -> kdlib.pkg.d (kdlib/pkg/c.py:4) -> kdlib.pkg.c (kdlib/pkg/d.py:1)" in described
     assert "kdlib.a -> kdlib.pkg.c (kdlib/a.py:2) -> kdlib.a (kdlib/pkg/c.py:3, TYPE_CHECKING)" in described
+
+
+def test_a_long_cycle_is_reported(tmp_path, monkeypatch):
+    """A ring longer than the bound on enumerated cycles is still reported (found as one cycle)."""
+    (tmp_path / "kdlib").mkdir()
+    (tmp_path / "kdlib" / "__init__.py").write_text("")
+    for i in range(8):
+        (tmp_path / "kdlib" / f"m{i}.py").write_text(f"def f():\n    from . import m{(i + 1) % 8}\n")
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    monkeypatch.setitem(globals(), "PACKAGE", tmp_path / "kdlib")
+    (cycle,) = import_cycles(import_graph())
+    assert cycle.startswith("kdlib.m0 -> kdlib.m1 (kdlib/m0.py:2, lazy)") and cycle.count(" -> ") == 8
 
 
 def test_no_import_cycles():
