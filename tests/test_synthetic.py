@@ -13,6 +13,7 @@ import pytest
 from scipy.signal import find_peaks
 from scipy.stats import spearmanr
 
+from kdlib import cli
 from kdlib.data import deap
 from kdlib.data import synthetic as syn
 
@@ -327,20 +328,20 @@ def test_describe_lists_the_built_in_effects():
 
 
 def test_cli_writes_files(tmp_path, capsys):
-    rc = syn.main(["--out", str(tmp_path), "--preset", "smoke", "--subjects", "1",
+    rc = cli.main(["synth", "--out", str(tmp_path), "--preset", "smoke", "--subjects", "1",
                    "--trials", "2", "--seed", "5", "--quiet"])
     assert rc == 0
     data = deap.load_dat(tmp_path / "s01.dat")
     assert data["data"].shape == (2, 40, 8064)
     assert json.loads((tmp_path / syn.CONFIG_FILE).read_text())["seed"] == 5
-    assert syn.main(["--out", str(tmp_path), "--preset", "no_path", "--subjects", "1", "--trials", "2",
+    assert cli.main(["synth", "--out", str(tmp_path), "--preset", "no_path", "--subjects", "1", "--trials", "2",
                      "--eeg-to-eog", "0.25", "--rating-noise-sd", "0", "--quiet"]) == 0
     stored = json.loads((tmp_path / syn.CONFIG_FILE).read_text())
     assert (stored["eeg_to_eog"], stored["rating_noise_sd"]) == (0.25, 0.0)
 
 
 def test_cli_rejects_a_bad_preset_in_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "kdlib.data.synthetic", "--preset", "huge",
+    proc = subprocess.run([sys.executable, "-m", "kdlib", "synth", "--preset", "huge",
                            "--out", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -349,6 +350,6 @@ def test_cli_rejects_a_bad_preset_in_one_line(tmp_path):
 
 
 def test_cli_reports_a_bad_value_in_one_line(tmp_path, capsys):
-    assert syn.main(["--out", str(tmp_path), "--trials", "1", "--quiet"]) == 1
+    assert cli.main(["synth", "--out", str(tmp_path), "--trials", "1", "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "n_trials" in err[0]

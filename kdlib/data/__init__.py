@@ -72,7 +72,7 @@ def dataset_dir(dataset: str = "synthetic", data_dir: str | os.PathLike | None =
         return manifest_path(manifest).parent
     if dataset == "synthetic":
         folder = paths.resolve(data_dir, paths.synthetic_dir())
-        hint = "write it with `python -m kdlib.data.synthetic` (or `make run`)"
+        hint = "write it with `python -m kdlib synth` (the generator kdlib.data.synthetic) or `make run`"
     else:
         env = paths.deap_dir()
         folder = paths.resolve(data_dir, env) if (data_dir or env) else None

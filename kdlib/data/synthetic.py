@@ -130,18 +130,15 @@ Determinism: the same :class:`SynthConfig` gives byte-identical arrays. Subject 
 from ``np.random.SeedSequence(seed).spawn(...)[i]``, so it does not depend on how many
 subjects are written, and subjects are statistically independent.
 
-Command line::
+Command line (:mod:`kdlib.cli`, the one command line of the kit)::
 
-    python -m kdlib.data.synthetic --preset smoke --out data/synthetic
+    kdlib synth --preset smoke --out data/synthetic
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
-import time
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -174,7 +171,6 @@ __all__ = [
     "generate_subject",
     "write_dataset",
     "describe",
-    "main",
 ]
 
 GENERATOR_VERSION = 2  #: bump when the generative model changes: old folders are rewritten
@@ -956,62 +952,3 @@ def describe(config: SynthConfig = DEFAULT):
     table.attrs["note"] = ("Synthetic data: effects are log amplitude gains per unit scaled "
                            "latent (latent - 5) / 4, chosen as knobs, not facts about real EEG.")
     return table
-
-
-# --- command line ------------------------------------------------------------------------------
-
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad option as one line (no usage dump)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(
-        prog="python -m kdlib.data.synthetic",
-        description="Write the synthetic DEAP-format data set (sNN.dat files). The data is "
-                    "synthetic: its emotion effects are built in, not measured.")
-    p.add_argument("--out", default=None,
-                   help="output folder; a relative path is taken from the project root "
-                        "(default: $KDLIB_DATA_DIR/synthetic, i.e. data/synthetic)")
-    p.add_argument("--preset", default="default", choices=sorted(PRESETS),
-                   help="preset: smoke (3 subjects), default (8), full (32, DEAP's size); regimes "
-                        "privileged (EEG effects 2.5x, EOG effects halved, no path) and no_path (no EEG in the EOG)")
-    p.add_argument("--subjects", type=int, default=None,
-                   help="number of subjects, overrides the preset (1-99)")
-    p.add_argument("--trials", type=int, default=None,
-                   help="trials per subject, overrides the preset (>= 2; DEAP has 40)")
-    p.add_argument("--seed", type=int, default=None, help="master random seed (default 0)")
-    p.add_argument("--eeg-to-eog", type=float, default=None, metavar="GAIN",
-                   help="gain of the frontal EEG in the EOG channels, overrides the preset (0 = none)")
-    p.add_argument("--rating-noise-sd", type=float, default=None, metavar="SD",
-                   help="SD of the self-report noise, overrides the preset (0 = ratings are the latent)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="regenerate files even if the folder already matches the config")
-    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary line")
-    return p
-
-
-def main(argv=None) -> int:
-    """Command-line entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
-    changes = {k: v for k, v in (("n_subjects", args.subjects), ("n_trials", args.trials), ("seed", args.seed),
-                                 ("eeg_to_eog", args.eeg_to_eog), ("rating_noise_sd", args.rating_noise_sd))
-               if v is not None}
-    try:
-        config = replace(PRESETS[args.preset], **changes)
-        start = time.perf_counter()
-        paths = write_dataset(args.out, config, overwrite=args.overwrite,
-                              progress=not args.quiet)
-    except (SyntheticDataError, OSError) as exc:
-        print(f"python -m kdlib.data.synthetic: error: {exc}", file=sys.stderr)
-        return 1
-    if not args.quiet:
-        print(f"{len(paths)} subjects in {paths[0].parent} "
-              f"({time.perf_counter() - start:.1f} s)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
