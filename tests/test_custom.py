@@ -239,7 +239,7 @@ def test_prepare_custom_caches_and_keys_on_rows_and_files(manifest_file, tmp_pat
     def must_not_load(*args, **kwargs):
         raise AssertionError("recording read although a cache entry exists")
 
-    monkeypatch.setattr(custom, "load_subject", must_not_load)
+    monkeypatch.setattr(custom.caching, "load_subject", must_not_load)  # the name prepare_custom calls
     again = custom.prepare_custom(manifest_file, CONFIG, cache_dir=cdir, progress=False)
     np.testing.assert_array_equal(first.eog, again.eog)
     monkeypatch.undo()
@@ -251,9 +251,9 @@ def test_prepare_custom_caches_and_keys_on_rows_and_files(manifest_file, tmp_pat
     assert len(after) == 3 and [e for e in after if e.startswith("p01")] == [e for e in entries if e.startswith("p01")]
     m = custom.load_manifest(manifest_file)
     table, _ = custom.read_trials(m)
-    key = cache.cache_key(custom.source_files(m, "p01"), CONFIG, extra=custom._cache_text(m, table, "p01"))
+    key = cache.cache_key(custom.source_files(m, "p01"), CONFIG, extra=custom.caching._cache_text(m, table, "p01"))
     cs.write_fif(m.recordings[1].path, cs.random_signals(7), cs.FS)  # p01 run2 changes
-    assert cache.cache_key(custom.source_files(m, "p01"), CONFIG, extra=custom._cache_text(m, table, "p01")) != key
+    assert cache.cache_key(custom.source_files(m, "p01"), CONFIG, extra=custom.caching._cache_text(m, table, "p01")) != key
 
 
 def test_load_windows_and_dataset_dir_for_custom(manifest_file, tmp_path, monkeypatch):

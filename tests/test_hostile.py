@@ -403,13 +403,13 @@ def test_a_recording_header_declaring_more_samples_than_its_file_holds(tmp_path,
     from types import SimpleNamespace
 
     manifest = cs.small_set(tmp_path / "set")
-    real = custom._read_raw
+    real = custom.validation._read_raw
 
     def lying_header(path, manifest, preload):
         raw = real(path, manifest, preload)
         return SimpleNamespace(info=raw.info, ch_names=raw.ch_names, n_times=10**10) if "p02" in path.name else raw
 
-    monkeypatch.setattr(custom, "_read_raw", lying_header)
+    monkeypatch.setattr(custom.validation, "_read_raw", lying_header)  # the name validation reads headers with
     problems = [p for p in custom.validate_manifest(manifest) if p.kind == "unreadable-file"]
     assert len(problems) == 1 and "p02_run1_raw.fif" in problems[0].where
     assert "declares 10000000000 samples x 7 channels, more than its" in problems[0].message
