@@ -64,7 +64,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 
 $(SYNTH_DIR)/.preset-%: $(wildcard kdlib/data/synthetic.py) | $(STAMP)
 	rm -rf $(SYNTH_DIR)
-	$(PY) -m kdlib.data.synthetic --out $(SYNTH_DIR) --preset $* --quiet $(SYNTH_ARGS)
+	$(PY) -m kdlib synth --out $(SYNTH_DIR) --preset $* --quiet $(SYNTH_ARGS)
 	@echo "synthetic data set (preset $*) written to $(SYNTH_DIR)/"
 	touch $@
 
