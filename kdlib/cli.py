@@ -67,12 +67,43 @@ COMMANDS: dict[str, Command] = {}
 
 
 def arg(*flags, **options):
-    """An argument of a subcommand, as for :meth:`argparse.ArgumentParser.add_argument`."""
+    """An argument of a subcommand, as for :meth:`argparse.ArgumentParser.add_argument`.
+
+    Parameters
+    ----------
+    *flags : str
+        The option strings (``"--out"``), or the name of a positional argument.
+    **options
+        Keyword arguments of ``add_argument`` (``default``, ``choices``, ``help``, ...).
+
+    Returns
+    -------
+    tuple
+        ``(flags, options)``, one of the ``arguments`` of :func:`command`.
+    """
     return flags, options
 
 
 def command(name: str, help: str, *arguments, passthrough: bool = False):
-    """Register the decorated function ``f(args, extra) -> int`` as the subcommand ``name``."""
+    """Register the decorated function ``f(args, extra) -> int`` as the subcommand ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The subcommand (``kdlib NAME``).
+    help : str
+        One line, shown by ``kdlib --help`` and as the subcommand's description.
+    *arguments : tuple
+        Its arguments, each made by :func:`arg`.
+    passthrough : bool
+        Hand options the parser does not know to the function as ``extra`` instead of refusing
+        them (``notebooks``, which parses its own options).
+
+    Returns
+    -------
+    callable
+        The decorator; it registers the function in :data:`COMMANDS` and returns it unchanged.
+    """
 
     def register(run):
         COMMANDS[name] = Command(name, help, arguments, run, passthrough)

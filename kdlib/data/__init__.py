@@ -90,8 +90,29 @@ def load_windows(dataset: str = "synthetic", data_dir: str | os.PathLike | None 
                  manifest: str | os.PathLike | None = None) -> WindowSet:
     """Prepared windows of a data set, through the disk cache.
 
-    See :func:`kdlib.data.cache.prepare_dataset` for the parameters; ``dataset="custom"``
-    takes ``manifest=`` instead of ``data_dir`` (:func:`kdlib.data.custom.prepare_custom`).
+    Parameters
+    ----------
+    dataset : {'synthetic', 'deap', 'custom'}
+        Which data (:data:`DATASETS`).
+    data_dir : path-like, optional
+        Folder of the ``sNN.dat``/``sNN.mat`` files (default: the dataset's, :func:`dataset_dir`);
+        not used with ``dataset="custom"``.
+    subjects : iterable, optional
+        Default: every subject.
+    config : PrepConfig
+        Windows, baseline correction, EOG band-pass and label rule.
+    use_cache : bool
+        Read and write the disk cache (:func:`kdlib.paths.cache_dir`).
+    progress : bool
+        Show a progress bar over subjects.
+    manifest : path-like, optional
+        The manifest of a custom data set, required with ``dataset="custom"``
+        (:func:`kdlib.data.custom.prepare_custom`).
+
+    Returns
+    -------
+    WindowSet
+        As :func:`kdlib.data.cache.prepare_dataset` (or ``prepare_custom``) returns it.
     """
     from .cache import prepare_dataset
 

@@ -171,6 +171,18 @@ def save_entry(path: Path, ws: WindowSet) -> Path:
     The files go into a hidden temporary folder beside ``path``, renamed onto ``path`` once
     complete (:func:`kdlib.io.atomic_dir`); on any exception ``path`` is untouched. If another
     process finished the same entry first, its entry is kept (same key, same data).
+
+    Parameters
+    ----------
+    path : Path
+        The entry folder, named by the cache key.
+    ws : WindowSet
+        One subject's windows.
+
+    Returns
+    -------
+    Path
+        ``path``.
     """
     with atomic_dir(path) as tmp:
         np.save(tmp / "eeg.npy", ws.eeg)  # (N, n_eeg, T) float32
@@ -202,7 +214,18 @@ def load_entry(path: Path) -> WindowSet:
 
 
 def list_entries(cache_dir: str | os.PathLike, subject: str = "*") -> list[Path]:
-    """The complete entries in ``cache_dir`` (of one ``subject``, or all), sorted by name."""
+    """The complete entries in ``cache_dir`` (of one ``subject``, or all), sorted by name.
+
+    Parameters
+    ----------
+    cache_dir : path-like
+    subject : str
+        A subject id, or ``"*"`` for every subject.
+
+    Returns
+    -------
+    list of Path
+    """
     return sorted(p for p in Path(cache_dir).glob(f"{subject}-*") if p.is_dir())
 
 
@@ -298,6 +321,20 @@ def prepare_subject(source: str | os.PathLike, config: PrepConfig = DEFAULT,
     """Windows of one DEAP-format subject file, from the cache when an entry exists.
 
     A corrupt cache entry is replaced (it is derived data); the source file is never modified.
+
+    Parameters
+    ----------
+    source : path-like
+        A subject's ``sNN.dat`` or ``sNN.mat`` file.
+    config : PrepConfig
+    cache_dir : path-like, optional
+        Default :func:`kdlib.paths.cache_dir`.
+    use_cache : bool
+        Read and write the cache; False recomputes and writes nothing.
+
+    Returns
+    -------
+    WindowSet
     """
     source = Path(source)
     return cached_windows(deap.subject_id_from_path(source), [source], config,

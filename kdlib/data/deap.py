@@ -199,6 +199,12 @@ def load_mat(path: str | os.PathLike, *, validate: bool = True) -> dict[str, np.
     """Load one preprocessed DEAP MATLAB file (``sNN.mat``) with :func:`scipy.io.loadmat`.
 
     Same return value and errors as :func:`load_dat`.
+
+    Parameters
+    ----------
+    path : path-like
+    validate : bool
+        Check shapes, rating range and finiteness (see :func:`validate_deap_arrays`).
     """
     from scipy.io import loadmat
 
@@ -354,6 +360,24 @@ def save_dat(path: str | os.PathLike, data: np.ndarray, labels: np.ndarray) -> P
 
     Used by the synthetic generator; the result is read by :func:`load_dat` exactly like a
     genuine DEAP file.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``sNN.dat`` file to write.
+    data : ndarray, shape (n_trials, 40, 8064)
+        Microvolts (EEG, EOG) and the peripheral channels' units, DEAP's channel order.
+    labels : ndarray, shape (n_trials, 4)
+        Valence, arousal, dominance, liking in [1, 9].
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    DeapFormatError
+        Arrays :func:`validate_deap_arrays` refuses (nothing is written).
     """
     path = Path(path)
     validate_deap_arrays(data, labels, source=str(path))

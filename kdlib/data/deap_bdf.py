@@ -92,6 +92,15 @@ def video_onsets(status: np.ndarray, code: int = VIDEO_START, mask: int = STATUS
     """Sample indices where the decoded Status rises to ``code`` (a code held for several
     samples counts once).
 
+    Parameters
+    ----------
+    status : ndarray, shape (n_times,)
+        The Status channel as MNE reads it.
+    code : int
+        The trigger code (default :data:`VIDEO_START`).
+    mask : int
+        Bits of Status that hold the code (default :data:`STATUS_MASK`).
+
     Returns
     -------
     ndarray, shape (n_events,), int
@@ -102,6 +111,18 @@ def video_onsets(status: np.ndarray, code: int = VIDEO_START, mask: int = STATUS
 
 def read_participant_ratings(ratings_csv: str | os.PathLike, participant: int):
     """One participant's rows of ``participant_ratings.csv``, in presentation order (``Trial``).
+
+    Parameters
+    ----------
+    ratings_csv : path-like
+        DEAP's ``participant_ratings.csv``.
+    participant : int
+        ``Participant_id`` (1-32).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The participant's rows, sorted by ``Trial``; ratings checked to lie in [1, 9].
 
     Raises
     ------

@@ -337,6 +337,19 @@ class SafeUnpickler(pickle._Unpickler):  # the pure-Python unpickler: its opcode
         self._fh = file
 
     def find_class(self, module: str, name: str):
+        """What a pickle's global refers to, if it is one of the few names a DEAP file may use
+        (numpy's array reconstruction and the bytes it needs), as a bounded recipe.
+
+        Parameters
+        ----------
+        module, name : str
+            The global the pickle names (``module.name``).
+
+        Raises
+        ------
+        Refused
+            Anything else: nothing the pickle names is imported or run.
+        """
         try:
             return self._allowed[(module, name)]
         except KeyError:

@@ -226,7 +226,25 @@ def leaky_window_split(ws: WindowSet, task: str, n_splits: int = 5, val_size: fl
                        seed: int = 0, quiz_size: float = 0.0) -> list[Fold]:
     """Window-level k-fold that ignores trials. **Leaks by design**: windows of one trial land
     in train and test. Only for demonstrating the inflation (notebook 05); never for results.
-    Its quiz (``quiz_size > 0``) is drawn from the training windows, regardless of trial, too."""
+    Its quiz (``quiz_size > 0``) is drawn from the training windows, regardless of trial, too.
+
+    Parameters
+    ----------
+    ws : WindowSet
+    task : {'valence', 'arousal'}
+        The label the windows are stratified by.
+    n_splits : int
+        Folds; every window is in the test set of exactly one fold.
+    val_size, quiz_size : float
+        Shares of each fold's training windows held out for validation and for the quiz.
+    seed : int
+        Shuffling seed.
+
+    Returns
+    -------
+    list of Fold
+        Named ``leaky/fold<k>``, with ``leaky=True``.
+    """
     _check_sizes(val_size, quiz_size)
     idx = np.arange(len(ws))
     y = ws.labels(task)
@@ -247,6 +265,14 @@ def check_no_trial_leakage(ws: WindowSet, fold: Fold, by: str = "trial") -> None
 
     Always checked: no window and no trial on two sides (train / quiz / val / test). With
     ``by='subject'`` (leave-one-subject-out) also: no test subject in train, quiz or validation.
+
+    Parameters
+    ----------
+    ws : WindowSet
+        The windows the fold indexes.
+    fold : Fold
+    by : {'trial', 'subject'}
+        What may not be shared between the sides.
     """
     if by not in ("trial", "subject"):
         raise ValueError(f"by must be 'trial' or 'subject', got {by!r}")
@@ -296,7 +322,19 @@ def fold_windows(ws: WindowSet, fold: Fold, by: str | None = "trial") -> dict[st
 
 def fold_table(ws: WindowSet, folds: list[Fold]):
     """Long table (pandas): one row per (fold, subject, trial) with the side it sits on.
-    What the fold picture in notebook 01 draws."""
+    What the fold picture in notebook 01 draws.
+
+    Parameters
+    ----------
+    ws : WindowSet
+        The windows the folds index.
+    folds : list of Fold
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``fold``, ``subject``, ``trial``, ``side`` (one of ``Fold.SIDES``), sorted.
+    """
     import pandas as pd
 
     parts = []

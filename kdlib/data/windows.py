@@ -103,7 +103,19 @@ SMOKE = PAPER
 
 def binarize(ratings: np.ndarray, threshold: float = 5.0, rule: str = ">") -> np.ndarray:
     """Ratings -> 0/1 labels (1 = high). ``rule`` '>' counts a rating equal to the threshold
-    as low, '>=' as high. Returns int64 of the same shape."""
+    as low, '>=' as high.
+
+    Parameters
+    ----------
+    ratings : ndarray
+    threshold : float
+    rule : {'>', '>='}
+
+    Returns
+    -------
+    ndarray of int64
+        Same shape as ``ratings``.
+    """
     if rule == ">":
         return (np.asarray(ratings) > threshold).astype(np.int64)
     if rule == ">=":
@@ -313,7 +325,19 @@ def concat_windows(parts: list[WindowSet]) -> WindowSet:
 
 def majority_accuracy(y_train: np.ndarray, y_test: np.ndarray | None = None) -> float:
     """Accuracy of always predicting the majority class of ``y_train`` (on ``y_test``, or on
-    ``y_train`` itself). Ties go to class 1. The floor every result must beat."""
+    ``y_train`` itself). Ties go to class 1. The floor every result must beat.
+
+    Parameters
+    ----------
+    y_train : ndarray of int
+        0/1 labels the majority is taken from.
+    y_test : ndarray of int, optional
+        0/1 labels it is scored on (default ``y_train``).
+
+    Returns
+    -------
+    float
+    """
     y_train = np.asarray(y_train)
     y_test = y_train if y_test is None else np.asarray(y_test)
     if len(y_train) == 0 or len(y_test) == 0:
@@ -364,7 +388,19 @@ class ChannelScaler:
 
     @classmethod
     def fit(cls, train: WindowSet, eps: float = 1e-6) -> ChannelScaler:
-        """Statistics over all training windows and samples, per channel."""
+        """Statistics over all training windows and samples, per channel.
+
+        Parameters
+        ----------
+        train : WindowSet
+            The teaching windows (never validation or test windows).
+        eps : float
+            Floor of each standard deviation (a flat channel is not divided by zero).
+
+        Returns
+        -------
+        ChannelScaler
+        """
         if len(train) == 0:
             raise ValueError("ChannelScaler.fit: no training windows")
 

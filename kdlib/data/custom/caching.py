@@ -18,9 +18,21 @@ from .validation import _require_valid
 
 __all__ = ["source_files", "prepare_custom", "subject_fingerprints"]
 
+
 def source_files(manifest: Manifest, subject: str) -> list[Path]:
     """Every file one subject's data is read from: its recordings and their data sidecars
-    (``.fdt`` of EEGLAB, ``.eeg``/``.vmrk`` of BrainVision, with the same stem)."""
+    (``.fdt`` of EEGLAB, ``.eeg``/``.vmrk`` of BrainVision, with the same stem).
+
+    Parameters
+    ----------
+    manifest : Manifest
+    subject : str
+
+    Returns
+    -------
+    list of Path
+        What the subject's cache key covers besides its settings and trial rows.
+    """
     return [f for rec in manifest.recordings_of(subject) for f in _recording_files(rec)]
 
 

@@ -25,6 +25,7 @@ from .validation import _require_valid
 
 __all__ = ["load_subject", "bipolar_eog", "process_raw"]
 
+
 def bipolar_eog(raw, derivations) -> np.ndarray:
     """EOG derivations of a loaded MNE Raw, by explicit subtraction.
 
