@@ -361,7 +361,7 @@ def _report(args: argparse.Namespace, extra: list[str]) -> int:
     "sweep", "when does distillation help: the protocol on synthetic data sets along each knob; resumable",
     arg("--grid", choices=("smoke", "full"), default="full",
         help="grid preset of kdlib.sweep.SWEEP_PRESETS: smoke (seconds, for CI) or full (the recorded "
-             "experiment, about 11 min of 2 free cores; default)"),
+             "experiment, its run time recorded in benchmarks/results/sweep_distill/README.md; default)"),
     arg("--out", default="results/sweep", help="sweep folder (default results/sweep); an existing sweep is resumed"),
     arg("--jobs", type=int, default=1, help="folds trained in parallel (processes, one torch thread each; default 1)"),
     arg("--no-report", action="store_true", help="do not write the tables and figures at the end"),

@@ -69,9 +69,9 @@ The path from EEG to EOG (``eeg_to_eog``)
     no published gain of frontal EEG in EOG channels. It is the model's own spatial correlation
     ``exp(-d / spatial_length_m)`` at the 3-4 cm between an outer canthus and F7. With it an
     EOG-only student *can* in principle learn an EEG cue the teacher knows; in the default
-    regime that cue is faint (EOG band-power accuracy barely moves, see below). At 0 the EOG
-    is byte-identical to generator version 1's for the same seed and EOG knobs (no random
-    numbers are drawn for the path).
+    regime that cue is faint (EOG band-power accuracy barely moves with the gain:
+    ``benchmarks/results/calibrate_synthetic.md``). At 0 the EOG is byte-identical to generator
+    version 1's for the same seed and EOG knobs (no random numbers are drawn for the path).
 
 Peripheral channels 35-40 (zEMG, tEMG, GSR, respiration, plethysmograph, temperature)
     Simple plausible signals (EMG noise in uV, skin conductance level with responses in uS,
@@ -100,21 +100,18 @@ Ground truth (``ground_truth.csv``, written beside the files)
     :mod:`kdlib.ceilings` turns it into ceilings beside every result.
 
 How hard is it?
-    Measured with ``benchmarks/calibrate_synthetic.py`` (recorded in
-    ``benchmarks/results/calibrate_synthetic.md``): per subject, log band powers of 4 s windows
-    after the baseline, logistic regression, 5-fold cross-validation grouped by trial, labels
-    "rating > 5"; 8 subjects x seeds 0 and 1, mean over subjects. Generator version 2 with the
-    :data:`DEFAULT` knobs: EEG features reach 63.3 % trial accuracy for arousal and 59.2 % for
-    valence (window: 55.4 %, 54.3 %), EOG features 56.9 % and 61.4 % (window: 55.4 %, 55.4 %);
-    ``no_path`` (``eeg_to_eog=0``): EOG 57.5 % and 64.4 %; ``privileged``: EEG 76.9 % and
-    78.0 %, EOG 48.8 % and 49.1 % (with these strong EEG effects the path does show: at
-    ``eeg_to_eog=0.5`` the EOG's valence accuracy was 59.4 %). The majority class of a test fold scores 41-45 % (with
-    balanced classes a training majority is more often than not the test minority). Real
-    DEAP, leakage-free and trial-level, gives roughly 51-66 % for EEG and 57-63 % for
-    peripheral signals incl. EOG (Koelstra et al. 2012: EEG 62.0 % arousal, 57.6 % valence;
-    peripheral 57.0 %, 62.7 %); version 1's EEG effects, 2.5 times larger, gave 80.6 % and 78.4 %
-    and were shrunk to sit in that range. Do not read the synthetic numbers as a target for
-    the real data.
+    Measured with ``benchmarks/calibrate_synthetic.py`` (per subject, log band powers of 4 s
+    windows after the baseline, logistic regression, 5-fold cross-validation grouped by trial,
+    labels "rating > 5"); its numbers for every preset are recorded in
+    ``benchmarks/results/calibrate_synthetic.md`` and are not repeated here, where they would go
+    stale. In short, with the :data:`DEFAULT` knobs (generator version 2) the EEG features and
+    the EOG features both land at or near the trial accuracies that real DEAP gives leakage-free
+    (roughly 51-66 % for EEG and 57-63 % for peripheral signals incl. EOG, Koelstra et al. 2012),
+    above the majority class of a test fold (which scores below 50 %: with balanced classes a
+    training majority is more often than not the test minority); ``privileged`` puts the EEG far
+    above that range and leaves the EOG's features near chance. Version 1's EEG effects, 2.5
+    times larger, put the EEG far above DEAP's range and were shrunk. Do not read the synthetic
+    numbers as a target for the real data.
 
 Presets (:data:`PRESETS`)
     ``smoke`` (3 subjects), ``default`` (8), ``full`` (32, DEAP's size) share the knobs above.
