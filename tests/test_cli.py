@@ -111,6 +111,31 @@ def test_python_dash_m_kdlib():
     assert proc.returncode == 0 and "validate-manifest" in proc.stdout and proc.stderr == ""
 
 
+def _options(command: str) -> dict[str, argparse.Action]:
+    (sub,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return {flag: action for action in sub.choices[command]._actions for flag in action.option_strings}
+
+
+def test_reproduce_offers_the_registry_s_methods_and_protocols():
+    from kdlib import evaluate, registry
+
+    options = _options("reproduce")
+    assert tuple(options["--protocol"].choices) == tuple(registry.PROTOCOLS) == evaluate._PROTOCOLS
+    assert options["--protocol"].default == registry.DEFAULT_PROTOCOL
+    assert evaluate.METHODS == registry.METHODS == tuple(registry.BASELINES) + tuple(registry.STUDENTS)
+    for name, text in {**registry.BASELINES, **registry.STUDENTS, **registry.PROTOCOLS}.items():
+        assert f"{name}: {text}" in options["--methods"].help + options["--protocol"].help
+
+
+def test_synth_is_a_command_of_its_own_with_the_generator_s_presets():
+    from kdlib.data import synthetic
+
+    assert set(_options("synth")["--preset"].choices) == set(synthetic.PRESETS)
+    proc = subprocess.run([sys.executable, "-m", "kdlib", "synth", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: kdlib synth") and "--eeg-to-eog" in proc.stdout
+
+
 def test_reproduce_errors_are_one_line(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("KDLIB_DATA_DIR", str(tmp_path / "data"))
     code, _, err = run(capsys, "reproduce", "--dataset", "deap", "--data-dir", str(tmp_path / "nowhere"), "--quiet")

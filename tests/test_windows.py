@@ -141,3 +141,13 @@ def test_windowset_validates_lengths():
     with pytest.raises(ValueError, match="rows"):
         WindowSet(eeg=ws.eeg, eog=ws.eog[:-1], ratings=ws.ratings, subject=ws.subject, trial=ws.trial,
                   start_s=ws.start_s, fs=ws.fs, eeg_channels=ws.eeg_channels, eog_channels=ws.eog_channels)
+
+
+def test_the_window_presets_are_one_configuration():
+    """SMOKE, DEFAULT and PAPER are aliases (the paper gives one window length and step), not copies."""
+    from kdlib.data import windows
+    from kdlib.models import config
+
+    assert windows.SMOKE is windows.DEFAULT is windows.PAPER
+    assert (windows.PAPER.window_s, windows.PAPER.stride_s) == (4.0, 4.0)
+    assert config.DEFAULT is config.PAPER and config.SMOKE != config.PAPER
