@@ -48,6 +48,20 @@ layouts, grouped convolutions). So ``kdlib reproduce --trainer auto`` (the defau
 CUDA, where a stack of small models runs in about the time of one; that gain is an expectation,
 not a measurement, until ``benchmarks/gpu_check.sh`` has run on a GPU.
 
+What is shared with :func:`kdlib.train.fit` and what is not
+----------------------------------------------------------
+Shared: the class weights (:func:`~kdlib.train.ce_weights`), the schedule (``_lr_lambda``), the
+batch order (:func:`~kdlib.train.iterate_batches` on the same seeded generator), the validation
+metrics (:func:`~kdlib.train.validation_row`), each member's early stopping and best epoch
+(:class:`~kdlib.train.BestEpoch`, one per member) and the history's columns. Separate, because
+the stack is not one ``nn.Module``: the epoch loop over stacked batches (:func:`_train_epoch`:
+the loss is a ``(K,)`` tensor from ``vmap`` and the per-member sums stay on the device, so there
+is no float per step to average), and the optimiser step (one fused AdamW over the stacked
+weights, each member's gradient clipped on its own by :func:`_clip`, the learning rate set by
+hand because members leave the stack and the optimiser is rebuilt without them). A ``step``
+hook as in :func:`kdlib.train.fit` would have to be a vmapped, tensor-only function; the
+batched ``loss_fn`` is exactly that.
+
 Requirements: every member has the same number of training windows (the schedule and the
 batches are shared; :func:`group_by_size` groups folds that do), the same architecture and the
 same :class:`~kdlib.train.TrainConfig`. Validation sets may differ in size (they are padded;
@@ -73,8 +87,8 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from kdlib.data.windows import WindowSet
 from kdlib.repro import choose_device, dataloader_generator, seed_everything
-from kdlib.train import (DEFAULT, Batch, FitResult, TrainConfig, _is_better, _lr_lambda, _metrics, class_weights,
-                         iterate_batches)
+from kdlib.train import (DEFAULT, Batch, BestEpoch, FitResult, TrainConfig, _lr_lambda, call_model, ce_weights,
+                         iterate_batches, validation_row)
 
 __all__ = ["Ensemble", "stack_windows", "group_by_size", "fit_batched", "ce_loss"]
 
@@ -264,10 +278,19 @@ def _clip(ens: Ensemble, max_norm: float) -> None:
 def ce_loss(model: nn.Module, batch: Batch, aux: dict):
     """The default per-member loss: class-weighted cross-entropy (``aux["weight"] (C,)`` or absent).
 
-    Returns ``(loss (), logits (B, C), parts {})`` like every batched ``loss_fn``.
-    """
-    from kdlib.train import call_model
+    Parameters
+    ----------
+    model : nn.Module
+        The skeleton with one member's weights swapped in.
+    batch : Batch
+        The member's batch.
+    aux : dict
+        The member's auxiliary inputs (``"weight"``: its class weights).
 
+    Returns
+    -------
+    ``(loss (), logits (B, C), parts {})`` like every batched ``loss_fn``.
+    """
     logits = call_model(model, batch.eeg, batch.eog).logits  # (B, C)
     return F.cross_entropy(logits, batch.y, weight=aux.get("weight")), logits, {}
 
@@ -276,8 +299,6 @@ def ce_loss(model: nn.Module, batch: Batch, aux: dict):
 def _member_logits(ens: Ensemble, data: dict, ids: list[int], batch_size: int) -> torch.Tensor:
     """Eval-mode logits ``(K, N, C)`` of the stack's members (member ``ids``, in stack order) on
     their own windows of ``data`` (from :func:`stack_windows` over all original members)."""
-    from kdlib.train import call_model
-
     device = next(x for x in (data["eeg"], data["eog"]) if x is not None).device
     rows = torch.tensor(ids, device=device)
     outs = []
@@ -286,28 +307,6 @@ def _member_logits(ens: Ensemble, data: dict, ids: list[int], batch_size: int) -
         args = [x[rows[:, None], idx[None, :]] if x is not None else None for x in (data["eeg"], data["eog"])]
         outs.append(ens.map(lambda m, e, o: call_model(m, e, o).logits.float(), *args))  # (K, b, C)
     return torch.cat(outs, dim=1)  # (K, N, C)
-
-
-# --- per-member bookkeeping ---------------------------------------------------------------------------
-
-class _Member:
-    """One member's early stopping, best state and history (the logic of :func:`kdlib.train.fit`)."""
-
-    def __init__(self, config: TrainConfig):
-        self.config, self.rows = config, []
-        self.best_score, self.best_epoch, self.best_state, self.since_best = None, 0, None, 0
-        self.stopped_early, self.done = False, False
-
-    def end_epoch(self, row: dict, score, state_fn: Callable[[], dict], has_val: bool) -> None:
-        c = self.config
-        self.rows.append(row)
-        if score is None or self.best_score is None or _is_better(score, self.best_score, c.monitor, c.min_delta):
-            self.best_score, self.best_epoch, self.since_best = score, row["epoch"], 0
-            self.best_state = state_fn()
-        else:
-            self.since_best += 1
-        if c.patience is not None and has_val and self.since_best >= c.patience:
-            self.stopped_early = self.done = True
 
 
 # --- fit_batched --------------------------------------------------------------------------------------
@@ -369,10 +368,9 @@ def fit_batched(models: list[nn.Module], trains: list[WindowSet], vals: list[Win
 
 def _class_weights(trains, task, n_classes, config, device):
     """Per-member class weights ``(K, C)`` and their numpy rows (None when unweighted)."""
-    if config.class_weight is None:
-        return None, [None] * len(trains)
-    rows = [class_weights(ws.labels(task), n_classes) if config.class_weight == "balanced"
-            else np.asarray(config.class_weight, dtype=np.float32) for ws in trains]
+    rows = [ce_weights(config.class_weight, ws.labels(task), n_classes) for ws in trains]
+    if rows[0] is None:
+        return None, rows
     return torch.as_tensor(np.stack(rows), device=device), rows
 
 
@@ -400,37 +398,51 @@ def _fit_batched(models, trains, vals, task, config, loss_fn, aux, on_epoch_end)
     factor = _lr_lambda(config, steps_per_epoch)
     opt, step = _optimizer(ens, config, device), 0
     _set_lr(opt, config.lr * factor(0))
-    members = [_Member(config) for _ in models]
+    members, histories = [BestEpoch(config) for _ in models], [[] for _ in models]  # per member
     for epoch in range(1, config.epochs + 1):
         te = time.perf_counter()
         rows = torch.tensor(ens.members, device=device)  # member ids of the stack's rows
         sums = _train_epoch(ens, opt, tr, aux, weight, rows, n, config, gen, loss_fn, step, factor)
         step += steps_per_epoch
-        val_rows = _validate(ens, va, weight, config) if has_val else [None] * len(ens)
-        epoch_rows = []
-        for r, vrow in enumerate(val_rows):
-            row = dict(epoch=epoch, train_loss=sums["loss"][r] / n, train_acc=sums["correct"][r] / n)
-            row.update(vrow or dict(val_loss=math.nan, val_acc=math.nan, val_f1=math.nan))
-            row.update({k: v[r] / n for k, v in sums.items() if k not in ("loss", "correct")})  # loss parts
-            epoch_rows.append(row)
+        val_rows = _validate(ens, va, weight, config) if has_val else [validation_row(None, None, None)] * len(ens)
+        epoch_rows = _epoch_rows(epoch, sums, val_rows, n)
         if on_epoch_end is not None:
             for row, ex in zip(epoch_rows, on_epoch_end(epoch, ens, epoch_rows)):
                 row.update(ex)
         seconds = (time.perf_counter() - te) / len(ens)
         for r, (mid, row) in enumerate(zip(ens.members, epoch_rows)):
             row.update(lr=opt.param_groups[0]["lr"], seconds=seconds)
-            members[mid].end_epoch(row, row[config.monitor] if has_val else None, lambda r=r: ens.state(r), has_val)
-        keep = [r for r, mid in enumerate(ens.members) if not members[mid].done]
+            histories[mid].append(row)
+            members[mid].update(epoch, row[config.monitor] if has_val else None, lambda r=r: ens.state(r))
+        keep = [r for r, mid in enumerate(ens.members) if not members[mid].should_stop(has_val)]
         if not keep:
             break
         if len(keep) < len(ens):
-            rows_t = torch.tensor(keep, device=device)
-            state = _slice_state(opt, ens, rows_t)
-            lr = opt.param_groups[0]["lr"]
-            ens.keep(rows_t)
-            opt = _optimizer(ens, config, device, state)
-            _set_lr(opt, lr)
-    return _results(models, members, cw_rows, config, task, (time.perf_counter() - t0) / len(models))
+            opt = _leave(ens, opt, keep, config, device)
+    return _results(models, members, histories, cw_rows, config, (time.perf_counter() - t0) / len(models))
+
+
+def _epoch_rows(epoch: int, sums: dict, val_rows: list[dict], n: int) -> list[dict]:
+    """The stack's history rows of an epoch (the columns and order of :func:`kdlib.train.fit`'s):
+    training loss and accuracy, validation, the loss parts averaged over the ``n`` windows."""
+    rows = []
+    for r, vrow in enumerate(val_rows):
+        row = dict(epoch=epoch, train_loss=sums["loss"][r] / n, train_acc=sums["correct"][r] / n)
+        row.update(vrow)
+        row.update({k: v[r] / n for k, v in sums.items() if k not in ("loss", "correct")})  # loss parts
+        rows.append(row)
+    return rows
+
+
+def _leave(ens: Ensemble, opt, keep: list[int], config: TrainConfig, device):
+    """Members that stopped leave the stack: keep rows ``keep``, with their optimiser state and lr."""
+    rows_t = torch.tensor(keep, device=device)
+    state = _slice_state(opt, ens, rows_t)
+    lr = opt.param_groups[0]["lr"]
+    ens.keep(rows_t)
+    opt = _optimizer(ens, config, device, state)
+    _set_lr(opt, lr)
+    return opt
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -479,25 +491,19 @@ def _train_epoch(ens, opt, tr, aux, weight, rows, n, config, gen, loss_fn, step,
 
 
 def _validate(ens: Ensemble, va: dict, weight, config: TrainConfig) -> list[dict]:
-    """Validation loss, accuracy and macro F1 of every member in the stack (the metrics of ``fit``)."""
+    """Validation loss, accuracy and macro F1 of every member in the stack (:func:`kdlib.train.validation_row`)."""
     logits = _member_logits(ens, va, ens.members, config.eval_batch_size)  # (K, N, C)
-    out = []
-    for r, mid in enumerate(ens.members):
-        n = va["n"][mid]
-        w = weight[mid] if weight is not None else None
-        m = _metrics(logits[r, :n], va["y"][mid, :n], w)
-        out.append(dict(val_loss=m["loss"], val_acc=m["acc"], val_f1=m["f1"]))
-    return out
+    return [validation_row(logits[r, :va["n"][mid]], va["y"][mid, :va["n"][mid]],
+                           weight[mid] if weight is not None else None) for r, mid in enumerate(ens.members)]
 
 
-def _results(models, members, cw_rows, config, task, seconds) -> list[FitResult]:
+def _results(models, members: list[BestEpoch], histories, cw_rows, config, seconds) -> list[FitResult]:
     """Load each member's best state into its model; one FitResult each."""
     out = []
-    for model, mem, cw in zip(models, members, cw_rows):
-        model.load_state_dict(mem.best_state)
+    for model, best, rows, cw in zip(models, members, histories, cw_rows):
+        model.load_state_dict(best.state)
         model.eval()
-        best = float("nan") if mem.best_score is None else float(mem.best_score)
-        out.append(FitResult(model=model, history=pd.DataFrame(mem.rows), best_epoch=mem.best_epoch, best_score=best,
-                             monitor=config.monitor, stopped_early=mem.stopped_early, class_weights=cw,
-                             checkpoint=None, seconds=seconds, config=config))
+        out.append(FitResult(model=model, history=pd.DataFrame(rows), best_epoch=best.epoch,
+                             best_score=best.best_score, monitor=config.monitor, stopped_early=best.stopped_early,
+                             class_weights=cw, checkpoint=None, seconds=seconds, config=config))
     return out

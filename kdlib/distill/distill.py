@@ -9,10 +9,11 @@ One function, four configurations of the ablation (``PRESETS``)::
     v2       CE + alpha * Hinton KD + beta * feature    variation 2 (fused-feature distillation)
     v3       v2 + dynamic feedback (feedback="meta")    variation 3 (the paper's full method)
 
-``v3`` (any ``feedback != "none"``) is dispatched to
-:func:`kdlib.distill.feedback.distill_feedback` (same signature, same result, plus a per-step
-log): it alternates teaching steps with feedback steps that update a *copy* of the teacher, so
-the frozen-teacher description below holds for ``feedback="none"`` only. Introduced in
+This module trains the first three (``feedback="none"``: the teacher is frozen).
+``kdlib.distill.distill`` (the package's, :mod:`kdlib.distill.run`) takes all four and hands ``v3``
+(any ``feedback != "none"``) to :func:`kdlib.distill.feedback.distill_feedback` (same signature,
+same result, plus a per-step log), which builds on this module: it alternates teaching steps
+with feedback steps that update a *copy* of the teacher. Introduced in
 ``notebooks/04_dynamic_feedback_distillation.ipynb``.
 
 How :func:`distill` runs, per fold::
@@ -20,6 +21,7 @@ How :func:`distill` runs, per fold::
     teacher.eval(); no gradient; targets = teacher(train windows)    # once: logits, fused
     student = EOGStudent (+ teacher's EOG branch if init_from_teacher) + FeatureAdapter
     kdlib.train.fit(student+adapter, train, val, loss_fn=student_loss on targets[batch.index])
+                                                                      # fit's optimiser step, its epochs
 
 The teacher is frozen and in eval mode, so its outputs for a training window never change: they
 are computed once per fold and looked up by ``Batch.index`` (for a DEAP subject, the fused
@@ -36,152 +38,43 @@ temperature because the paper's ablation names "Hinton KD" (``T = 2``: with two 
 the term's gradient comparable across ``T``).
 
 ``alpha`` and ``beta`` were chosen by a sweep scored on **validation trials only**
-(``benchmarks/sweep_defaults.py --stage loss``, recorded in ``benchmarks/results/sweep_loss.md``:
-variation 2 over ``alpha`` in {0.25, 0.5, 1} x ``beta`` in {0.1, 0.3, 1}, kit-size models, 8 units =
-4 synthetic subjects x 2 tasks, fold 0 with its quiz held out). ``alpha = 1, beta = 0.3`` had the
-best mean validation accuracy (0.599 ± 0.033 SE over units) and the second-lowest validation loss;
-every other setting was within about one standard error of it (0.565-0.592), so the sweep does not
-rank them beyond noise. The choice also keeps every term visible: at the best epoch the loss is
-about 75 % cross-entropy, 8 % KD and 18 % feature term (with ``beta = 1`` the standardised feature
-term is about 30 %; before standardisation it was 88 % of the loss). At ``alpha = 0.1`` (the
-predecessor's) an earlier check gave exactly the scratch student's validation scores: the KD term
-is a few percent of the loss and changes nothing. Learning rate: the teacher's (``TrainConfig``,
+(``benchmarks/sweep_defaults.py --stage loss``: variation 2 over ``alpha`` in {0.25, 0.5, 1} x
+``beta`` in {0.1, 0.3, 1}, kit-size models, 4 synthetic subjects x 2 tasks, fold 0 with its quiz
+held out; the scores and the loss shares are recorded in ``benchmarks/results/sweep_loss.md``).
+``alpha = 1, beta = 0.3`` had the best mean validation accuracy, but every other setting was
+within about one standard error of it, so the sweep does not rank them beyond noise. The choice
+also keeps every term of the loss visible at the best epoch (cross-entropy most of it, KD and
+the feature term each a visible share). At ``alpha = 0.1`` (the predecessor's) the KD term is a
+few percent of the loss and changes nothing. Learning rate: the teacher's (``TrainConfig``,
 lr 1e-3); the predecessor's 1e-6 would need far more epochs than a CPU affords.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from dataclasses import dataclass, field, replace
-from typing import Literal, NamedTuple
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
 
+from kdlib.batched import Ensemble, fit_batched, stack_windows
 from kdlib.data.windows import WindowSet
-from kdlib.models import ADAPTERS, EOGStudent, FeatureAdapter
+from kdlib.models import EOGStudent, FeatureAdapter
 from kdlib.repro import choose_device, seed_everything
 from kdlib.train import DEFAULT as DEFAULT_TRAIN
-from kdlib.train import Batch, FitResult, TrainConfig, class_weights, fit, iterate_batches, to_tensors
+from kdlib.train import (Batch, FitResult, TrainConfig, ce_weights, fit, infer, iterate_batches, optimizer_step,
+                         to_tensors)
 
 from .cka import linear_cka
-from .feedback import FEEDBACK_MODES, FeedbackConfig
-from .losses import FEATURE_LOSSES, FEATURE_NORMS, loss_shares, student_loss, student_loss_terms
+from .config import PRESETS, SCRATCH, V1, V2, V3, DistillConfig  # noqa: F401  (kdlib.distill.distill.PRESETS)
+from .losses import loss_shares, student_loss, student_loss_terms
+from .targets import TeacherTargets, frozen, teacher_targets  # noqa: F401  (their home before the split)
 
-__all__ = ["DistillConfig", "SCRATCH", "V1", "V2", "V3", "PRESETS", "TeacherTargets", "teacher_targets",
-           "StudentWithAdapter", "build_student", "frozen", "DistillResult", "distill", "distill_batched"]
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """How the student learns from the teacher. Frozen: make variants with ``dataclasses.replace``."""
-
-    method: str = "v2"  # a name for tables and plots ("scratch", "v1", "v2", ...)
-    alpha: float = 1.0  # weight of the Hinton KD term (0: no soft labels); validation sweep, see the module docstring
-    beta: float = 0.3  # weight of the standardised fused-feature term (0: no feature distillation)
-    temperature: float = 2.0  # softmax temperature T of the KD term (scaled by T^2)
-    feature_loss: Literal["mse", "cosine"] = "mse"  # distance between adapted features
-    feature_norm: Literal["layernorm", "none"] = "layernorm"  # standardise each token before comparing (losses.py)
-    adapter: Literal["linear", "pool"] = "linear"  # learned d -> 2d on the student, or pool 2d -> d on the teacher
-    init_from_teacher: bool = False  # start the student's EOG branch from the teacher's (ablation)
-    feedback: Literal["none", "meta", "metric"] = "none"  # variation 3: "meta" (default of v3) or "metric"
-    feedback_config: FeedbackConfig = FeedbackConfig()  # k, lambda, look-ahead lr, teacher lr, ... (feedback.py)
-
-    def __post_init__(self):
-        if self.alpha < 0 or self.beta < 0:
-            raise ValueError(f"alpha and beta must be >= 0, got {self.alpha}, {self.beta}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if self.feature_norm not in FEATURE_NORMS:
-            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}")
-        if self.feature_loss not in FEATURE_LOSSES:
-            raise ValueError(f"feature_loss must be one of {sorted(FEATURE_LOSSES)}, got {self.feature_loss!r}")
-        if self.adapter not in ADAPTERS:
-            raise ValueError(f"adapter must be one of {ADAPTERS}, got {self.adapter!r}")
-        if self.feedback not in FEEDBACK_MODES:
-            raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {self.feedback!r}")
-        if self.feedback != "none" and not (self.alpha or self.beta):
-            raise ValueError(f"feedback={self.feedback!r} needs alpha > 0 or beta > 0 (the teacher must teach)")
-
-    @property
-    def needs_teacher(self) -> bool:
-        """Whether training uses the teacher's outputs (``alpha > 0`` or ``beta > 0``)."""
-        return bool(self.alpha or self.beta)
-
-
-V2 = DistillConfig()  # variation 2: Hinton KD + fused-feature distillation
-V1 = replace(V2, method="v1", beta=0.0)  # variation 1: Hinton KD only
-SCRATCH = replace(V2, method="scratch", alpha=0.0, beta=0.0)  # EOG-only student, no teacher
-V3 = replace(V2, method="v3", feedback="meta")  # variation 3: v2 + dynamic feedback (meta-gradient)
-PRESETS: dict[str, DistillConfig] = {"scratch": SCRATCH, "v1": V1, "v2": V2, "v3": V3}
-
-
-# --- the frozen teacher's outputs, once per fold ------------------------------------------------
-
-class TeacherTargets(NamedTuple):
-    """The teacher's outputs for every window of a WindowSet, in its order.
-
-    Attributes
-    ----------
-    logits : Tensor (N, C)
-    fused : Tensor (N, L, 2d)
-    """
-
-    logits: torch.Tensor
-    fused: torch.Tensor
-
-    def take(self, index: torch.Tensor) -> TeacherTargets:
-        """The rows of a mini-batch: ``(B,)`` indices -> logits ``(B, C)``, fused ``(B, L, 2d)``."""
-        index = index.to(self.logits.device)
-        return TeacherTargets(self.logits[index], self.fused[index])
-
-
-@contextlib.contextmanager
-def frozen(model: nn.Module):
-    """Eval mode and ``requires_grad=False`` inside the block; the flags are restored after
-    (the mode is left in eval)."""
-    flags = [p.requires_grad for p in model.parameters()]
-    model.eval()
-    model.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, f in zip(model.parameters(), flags):
-            p.requires_grad_(f)
-
-
-@torch.no_grad()
-def teacher_targets(teacher: nn.Module, ws: WindowSet, batch_size: int = 256,
-                    device: torch.device | str | None = None) -> TeacherTargets:
-    """Run the frozen teacher (eval mode, no gradient) over ``ws`` once.
-
-    Parameters
-    ----------
-    teacher : FusionTeacher
-    ws : WindowSet
-    batch_size : int
-    device : optional
-        Where to keep the targets (default: the teacher's device).
-
-    Returns
-    -------
-    TeacherTargets
-        Detached ``logits (N, C)`` and ``fused (N, L, 2d)``.
-    """
-    tdev = next(teacher.parameters()).device
-    data = to_tensors(ws, None, ("eeg", "eog"), tdev)
-    logits, fused = [], []
-    with frozen(teacher):
-        for idx in iterate_batches(len(ws), batch_size):
-            out = teacher(eeg=data["eeg"][idx], eog=data["eog"][idx])
-            logits.append(out.logits.float())  # (b, C)
-            fused.append(out.fused.float())  # (b, L, 2d)
-    device = tdev if device is None else device
-    return TeacherTargets(torch.cat(logits).to(device), torch.cat(fused).to(device))
+__all__ = ["StudentWithAdapter", "build_student", "DistillResult", "ce_weight", "teaching_step", "distill",
+           "distill_batched"]
 
 
 # --- the student as trained: EOGStudent + its adapter --------------------------------------------
@@ -205,6 +98,18 @@ class StudentWithAdapter(nn.Module):
         self.config = student.config
 
     def forward(self, eeg: None = None, eog: torch.Tensor | None = None):
+        """The student's forward pass (the adapter is not used).
+
+        Parameters
+        ----------
+        eeg : None
+            The student reads no EEG.
+        eog : Tensor (B, n_eog, T)
+
+        Returns
+        -------
+        StudentOutput
+        """
         return self.student(eeg=eeg, eog=eog)  # StudentOutput
 
 
@@ -293,43 +198,93 @@ class DistillResult:
         return {**shares, **self.feedback}
 
 
-def _ce_weight(train_config: TrainConfig, y: np.ndarray, n_classes: int, device) -> torch.Tensor | None:
-    """The cross-entropy class weights :func:`kdlib.train.fit` would use."""
-    cw = train_config.class_weight
-    if cw is None:
-        return None
-    w = class_weights(y, n_classes) if cw == "balanced" else np.asarray(cw, dtype=np.float32)
-    return torch.as_tensor(w, device=device)
+def ce_weight(train_config: TrainConfig, y: np.ndarray, n_classes: int, device) -> torch.Tensor | None:
+    """The cross-entropy class weights :func:`kdlib.train.fit` uses (:func:`kdlib.train.ce_weights`), as a tensor.
+
+    Parameters
+    ----------
+    train_config : TrainConfig
+        ``class_weight``.
+    y : ndarray (N,)
+        The training labels.
+    n_classes : int
+    device : torch.device or str
+
+    Returns
+    -------
+    Tensor (C,) or None
+    """
+    w = ce_weights(train_config.class_weight, y, n_classes)
+    return None if w is None else torch.as_tensor(w, device=device)
 
 
-@torch.no_grad()
-def _student_fused(model: StudentWithAdapter, eog: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    model.eval()
-    return torch.cat([model(eog=eog[idx]).fused for idx in iterate_batches(len(eog), batch_size)])  # (N, L, d)
+def teaching_step(model: nn.Module, optimizer: torch.optim.Optimizer, eog: torch.Tensor, y: torch.Tensor,
+                  teacher_out, config: DistillConfig, weight: torch.Tensor | None = None,
+                  grad_clip: float | None = 1.0, scheduler=None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """One optimisation step of the student on one batch (the *teaching* phase of the feedback method).
+
+    Introduced in ``notebooks/03_student_alignment.ipynb``. The student loss
+    (:func:`~kdlib.distill.losses.student_loss`), then :func:`kdlib.train.optimizer_step`.
+
+    Parameters
+    ----------
+    model : StudentWithAdapter
+        The student and its adapter (``model.student``, ``model.adapter``); both are updated.
+    optimizer : torch.optim.Optimizer
+        Over ``model.parameters()`` (and nothing of the teacher).
+    eog : Tensor (B, n_eog, T)
+    y : Tensor (B,)
+    teacher_out : TeacherOutput or TeacherTargets
+        The teacher's outputs for these windows, computed without gradient (detach them).
+    config : DistillConfig
+    weight : Tensor (C,), optional
+    grad_clip : float, optional
+        Clip the global gradient norm of ``model`` to this.
+    scheduler : optional
+        Stepped after the optimiser.
+
+    Returns
+    -------
+    loss : Tensor () (detached)
+    logits : Tensor (B, C) (detached)
+    parts : dict
+    """
+    model.train()
+    out = model(eeg=None, eog=eog)
+    loss, parts = student_loss(out, teacher_out, y, model.adapter, config, weight)
+    optimizer_step(loss, optimizer, model.parameters(), grad_clip, scheduler)
+    return loss.detach(), out.logits.detach(), parts
+
+
+def student_fused(model: nn.Module, eog: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """The student's fused tokens ``(N, L, d)`` for every window (eval mode, no gradient).
+
+    Parameters
+    ----------
+    model : StudentWithAdapter or EOGStudent
+    eog : Tensor (N, n_eog, T)
+    batch_size : int
+
+    Returns
+    -------
+    Tensor (N, L, d)
+    """
+    return infer(model, {"eeg": None, "eog": eog}, batch_size, keep=lambda out: out.fused)
 
 
 class _EpochLog:
-    """Accumulates the loss parts of an epoch (weighted by batch size) and scores CKA at its end."""
+    """``fit``'s ``on_epoch_end``: the loss shares of the epoch's averaged parts, and CKA on the probe."""
 
     def __init__(self, probe_eog: torch.Tensor | None, probe_fused: torch.Tensor | None, config: DistillConfig):
         self.probe_eog, self.probe_fused, self.config = probe_eog, probe_fused, config
-        self.sums, self.n = {}, 0
-
-    def add(self, parts: dict, n: int):
-        for k, v in parts.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v * n
-        self.n += n
 
     def cka(self, model) -> float:
         if self.probe_fused is None:
             return math.nan
-        return linear_cka(_student_fused(model, self.probe_eog), self.probe_fused)
+        return linear_cka(student_fused(model, self.probe_eog), self.probe_fused)
 
-    def __call__(self, epoch: int, model) -> dict:
-        row = {k: v / max(self.n, 1) for k, v in self.sums.items()}
-        self.sums, self.n = {}, 0
-        row.update(loss_shares(row, self.config.alpha, self.config.beta), cka=self.cka(model))
-        return row
+    def __call__(self, epoch: int, model, row: dict) -> dict:
+        return {**loss_shares(row, self.config.alpha, self.config.beta), "cka": self.cka(model)}
 
 
 def distill(teacher: nn.Module | None, train: WindowSet, val: WindowSet | None, task: str,
@@ -368,14 +323,14 @@ def distill(teacher: nn.Module | None, train: WindowSet, val: WindowSet | None, 
 
     Notes
     -----
-    ``config.feedback != "none"`` (variation 3) hands over to
-    :func:`kdlib.distill.feedback.distill_feedback` (notebook 04): the teacher is then copied
-    and updated in feedback steps, and ``result.steps`` holds the per-step log.
+    ``config.feedback != "none"`` (variation 3) is refused here: ``kdlib.distill.distill`` (the
+    package's entry, :mod:`kdlib.distill.run`) hands it to
+    :func:`kdlib.distill.feedback.distill_feedback` (notebook 04), where the teacher is copied and
+    updated in feedback steps and ``result.steps`` holds the per-step log.
     """
     if config.feedback != "none":
-        from .feedback import distill_feedback
-        return distill_feedback(teacher, train, val, task, config, train_config, model_config=model_config, desc=desc,
-                                quiz=quiz)
+        raise ValueError(f"{config.method}: feedback={config.feedback!r} trains a copy of the teacher too: call "
+                         f"kdlib.distill.distill (which hands it to kdlib.distill.feedback.distill_feedback)")
     t0 = time.perf_counter()
     if teacher is None and (config.needs_teacher or config.init_from_teacher):
         raise ValueError(f"{config.method}: this configuration needs the teacher")
@@ -393,16 +348,15 @@ def distill(teacher: nn.Module | None, train: WindowSet, val: WindowSet | None, 
 
     seed_everything(train_config.seed)
     model = build_student(model_config, config, teacher).to(device)
-    weight = _ce_weight(train_config, train.labels(task), model_config.n_classes, device)
+    weight = ce_weight(train_config, train.labels(task), model_config.n_classes, device)
     log = _EpochLog(*probe, config)
     cka_init = log.cka(model)
 
-    def loss_fn(m: StudentWithAdapter, batch: Batch):
+    def loss_fn(m: StudentWithAdapter, batch: Batch):  # fit steps the optimiser and averages the parts
         out = m(eog=batch.eog)
         t = targets.take(batch.index) if targets is not None else None
         loss, parts = student_loss(out, t, batch.y, m.adapter, config, weight)
-        log.add(parts, len(batch.y))
-        return loss, out.logits
+        return loss, out.logits, parts
 
     result = fit(model, train, val, task, train_config, loss_fn=loss_fn, desc=desc or f"{config.method} {task}",
                  on_epoch_end=log)
@@ -480,8 +434,6 @@ def distill_batched(teachers: list[nn.Module] | None, trains: list[WindowSet], v
     Agreement with :func:`distill` per member: see :mod:`kdlib.batched` (float rounding without
     dropout; the KD term is written out, ``hinton_kd(vmap_safe=True)``).
     """
-    from kdlib.batched import fit_batched, stack_windows
-
     if config.feedback != "none":
         raise ValueError(f"{config.method}: the feedback loop is not batched; use distill()")
     if teachers is None and (config.needs_teacher or config.init_from_teacher):
@@ -520,6 +472,4 @@ def distill_batched(teachers: list[nn.Module] | None, trains: list[WindowSet], v
 
 def _cka_init(models, log: _BatchedEpochLog, device) -> list[float]:
     """Each untrained student's CKA (epoch 0), through the same stacked path as the epochs'."""
-    from kdlib.batched import Ensemble
-
     return log.cka(Ensemble(models, device), list(range(len(models))))

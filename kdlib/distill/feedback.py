@@ -3,7 +3,7 @@
 Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``.
 
 Variation 3 is one configuration of :func:`kdlib.distill.distill`: ``PRESETS["v3"]`` is
-variation 2 with ``feedback="meta"``. :func:`distill` hands such configurations to
+variation 2 with ``feedback="meta"``. :func:`kdlib.distill.distill` hands such configurations to
 :func:`distill_feedback`, which alternates two phases::
 
     every training step (a batch x, y of the fold's teaching windows):
@@ -13,6 +13,11 @@ variation 2 with ``feedback="meta"``. :func:`distill` hands such configurations 
             phi     <- Adam step on grad_phi L_meta (clipped)                     # reaches phi through theta'
         TEACHING PHASE -- the teacher is fixed, the student learns
             student <- AdamW step on L_student = CE + alpha * KD_T + beta * feature KD
+
+In code this is one step function handed to :func:`kdlib.train.fit` (which owns the epochs, the
+student's optimiser, validation and early stopping): ``step`` inside :func:`distill_feedback`
+makes the feedback step when it is due (:func:`feedback_step`, the teacher's own Adam step),
+then the teaching step (the student loss, and ``update(loss)``: fit's optimiser step).
 
 ``theta`` are the student's parameters, ``phi`` the teacher's parameters that the feedback
 updates (``FeedbackConfig.teacher_scope``: by default its fusion and head, see below), ``eta``
@@ -62,11 +67,12 @@ Decisions (documented here, tested in ``tests/test_feedback.py``)
   teacher according to the student's performance" without saying which parts; adjusting how
   the teacher combines the EEG and EOG features and maps them to its targets is a legitimate
   reading, and the part of the teacher closest to the targets the student is taught from. It
-  is also what keeps variation 3 within 2x the cost of variation 2: the branches (the EEG
-  branch is most of the teacher's compute) run once per fold over the training and validation
+  is also what keeps variation 3's cost close to variation 2's (measured in
+  ``benchmarks/results/bench_feedback.md``): the branches (the EEG branch is most of the
+  teacher's compute) run once per fold over the training and validation
   windows, their outputs (:class:`~kdlib.models.BranchOutputs`, every depth the fusion reads)
   are cached, and each batch runs only the fusion and the head on them. ``"all"`` updates the
-  whole teacher and runs it in full on every batch (about 2.4-2.9x variation 2 per fold).
+  whole teacher and runs it in full on every batch (several times variation 2's cost per fold).
 * **Teacher outputs**: computed once per fold, as for variation 2 (the same function), and used
   while the teacher has not changed; after its first update they are recomputed on every batch
   (``"meta"``): from the cached branch outputs (``"fusion"``) or from the raw windows
@@ -79,14 +85,12 @@ Decisions (documented here, tested in ``tests/test_feedback.py``)
   global gradient norm clipped to ``teacher_grad_clip``.
 * **The default schedule** (``every_k=8``, ``teacher_lr=1e-4``, ``lam=1``, ``lookahead_lr=0.1``) was
   chosen by a sweep scored on validation trials only (``benchmarks/sweep_defaults.py --stage
-  feedback``, ``benchmarks/results/sweep_feedback.md``: kit-size models, 4 synthetic subjects x 2
-  tasks, fold 0; six schedules with ``every_k`` in {4, 8} (``every_k = 2`` would cost 2.9x
-  variation 2 per fold), ``teacher_lr`` in {1e-4, 1e-3}, ``lam`` in {1, 10}, ``lookahead_lr`` in
-  {0.1, 1}). With the quiz as feedback data the feedback is measurable at these defaults: about 9
-  feedback steps per fold moved the teacher's high-class probability on the teaching windows by
-  0.076 on average and flipped 23 % of its predictions there. The stronger schedules moved it more
-  (up to 0.34 and 58 %) and scored lower on validation. None of them beat variation 2 on validation
-  (the best, these defaults: -0.004 ± 0.010 SE over units; the others -0.011 to -0.031): on the kit's
+  feedback``: kit-size models, 4 synthetic subjects x 2 tasks, fold 0; six schedules with ``every_k``
+  in {4, 8} (``every_k = 2`` costs far more per fold), ``teacher_lr`` in {1e-4, 1e-3}, ``lam`` in
+  {1, 10}, ``lookahead_lr`` in {0.1, 1}; the numbers are in ``benchmarks/results/sweep_feedback.md``).
+  With the quiz as feedback data the feedback is measurable at these defaults (the teacher's
+  predictions on the teaching windows move and some flip); the stronger schedules moved it more and
+  scored lower on validation, and none of them beat variation 2 on validation: on the kit's
   synthetic data the feedback has not been shown to help, and the notebooks say so.
 """
 
@@ -95,8 +99,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -107,68 +111,17 @@ from torch.func import functional_call
 from kdlib.data.windows import WindowSet
 from kdlib.models import BranchOutputs
 from kdlib.repro import choose_device, dataloader_generator, seed_everything
-from kdlib.train import Batch, TrainConfig, call_model, fit, iterate_batches, to_tensors
+from kdlib.train import Batch, TrainConfig, fit, infer, to_tensors
 
 from .cka import linear_cka
+from .config import FEEDBACK_MODES, TEACHER_SCOPES, DistillConfig, FeedbackConfig  # noqa: F401  (re-exported)
+from .distill import DistillResult, build_student, ce_weight
 from .losses import cross_entropy, loss_shares, student_loss
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .distill import DistillConfig, DistillResult
+from .targets import branch_outputs, teacher_forward, teacher_outputs, teacher_targets
 
 __all__ = ["FeedbackConfig", "FEEDBACK_MODES", "TEACHER_SCOPES", "FeedbackTerms", "teacher_outputs",
            "branch_outputs", "feedback_parameters", "lookahead_params", "meta_objective", "feedback_step",
            "feedback_batch", "metric_guidance", "distill_feedback"]
-
-FEEDBACK_MODES = ("none", "meta", "metric")
-TEACHER_SCOPES = ("fusion", "all")
-
-
-@dataclass(frozen=True)
-class FeedbackConfig:
-    """The knobs of the feedback phase (``DistillConfig.feedback_config``).
-
-    Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``.
-
-    Notes
-    -----
-    ``teacher_scope`` says which of the teacher's parameters the feedback phase (``"meta"``)
-    updates. ``"fusion"`` (default): the fusion module and the classification head, i.e. what
-    comes after the two modality branches; the EEG and EOG branches stay frozen, so
-    :func:`distill_feedback` runs them once per fold and caches their outputs (every depth,
-    ``2 * n_layers`` tensors ``(N, L, d)``: about 94 kB per window at the DEFAULT sizes, 45 MB
-    for 480 windows). The paper's feedback phase "adjusts the teacher according to the
-    student's performance"; adjusting how it fuses the modalities and maps them to targets is a
-    legitimate reading, and it keeps variation 3 within 2x variation 2 per fold. ``"all"``: the
-    whole teacher learns and runs in full on every batch (2.4-2.9x variation 2 per fold, see
-    ``benchmarks/results/bench_feedback.md``). ``"fusion"`` needs a teacher with ``.eeg`` and
-    ``.eog`` branches and ``.branches``/``.fuse`` methods (:class:`~kdlib.models.FusionTeacher`,
-    :class:`~kdlib.models.LateFusionTeacher`, whose "fusion" is its head only).
-    """
-
-    every_k: int = 8  # a feedback step after every k teaching steps ("meta"; ~every 1.6 epochs of a DEAP subject)
-    lam: float = 1.0  # lambda: weight of the temporary student's CE (on quiz windows) in the teacher's loss
-    lookahead_lr: float = 0.1  # eta: SGD step of the temporary student (look-ahead)
-    teacher_lr: float = 1e-4  # Adam learning rate of the teacher (10x below the student's; 0: frozen)
-    teacher_grad_clip: float | None = 1.0  # clip the teacher's gradient norm (None: no clipping)
-    teacher_scope: Literal["fusion", "all"] = "fusion"  # what the feedback updates: fusion + head, or all
-    alpha_gain: float = 2.0  # "metric": alpha *= clip(1 + alpha_gain * gap)
-    temperature_gain: float = 2.0  # "metric": T *= clip(1 + temperature_gain * gap)
-    scale_range: tuple[float, float] = (0.25, 2.0)  # "metric": clip range of both factors
-    momentum: float = 0.5  # "metric": running accuracy = m * running + (1 - m) * this epoch's
-
-    def __post_init__(self):
-        if self.every_k < 1:
-            raise ValueError(f"every_k must be >= 1, got {self.every_k}")
-        if self.teacher_scope not in TEACHER_SCOPES:
-            raise ValueError(f"teacher_scope must be one of {TEACHER_SCOPES}, got {self.teacher_scope!r}")
-        if not (self.lam >= 0 and self.lookahead_lr > 0 and self.teacher_lr >= 0):
-            raise ValueError(f"lam must be >= 0, lookahead_lr > 0 and teacher_lr >= 0 (0: a teacher that cannot "
-                             f"change), got {self.lam}, {self.lookahead_lr}, {self.teacher_lr}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        lo, hi = self.scale_range
-        if not 0 < lo <= 1 <= hi:
-            raise ValueError(f"scale_range must satisfy 0 < low <= 1 <= high, got {self.scale_range}")
 
 
 class FeedbackTerms(NamedTuple):
@@ -188,62 +141,8 @@ class FeedbackTerms(NamedTuple):
     teacher_logits: torch.Tensor
 
 
+
 # --- the two phases, one step each -----------------------------------------------------------------
-
-def _forward(teacher: nn.Module, eeg: torch.Tensor | None, eog: torch.Tensor | None,
-             branches: BranchOutputs | None):
-    """The teacher on a batch: in full, or only after its branches when their outputs are given."""
-    return call_model(teacher, eeg, eog) if branches is None else teacher.fuse(branches)
-
-
-@torch.no_grad()
-def teacher_outputs(teacher: nn.Module, eeg: torch.Tensor | None, eog: torch.Tensor | None,
-                    branches: BranchOutputs | None = None):
-    """The teacher's outputs for one batch in eval mode, without gradient (teaching phase).
-
-    Parameters
-    ----------
-    teacher : nn.Module
-    eeg : Tensor (B, n_eeg, T) or None
-    eog : Tensor (B, n_eog, T) or None
-    branches : BranchOutputs, optional
-        The teacher's branch outputs for this batch (``teacher_scope="fusion"``): then only
-        ``teacher.fuse`` runs and ``eeg``, ``eog`` are not read.
-
-    Returns
-    -------
-    TeacherOutput
-        ``.logits (B, C)``, ``.fused (B, L, 2d)``, detached.
-    """
-    teacher.eval()
-    return _forward(teacher, eeg, eog, branches)
-
-
-@torch.no_grad()
-def branch_outputs(teacher: nn.Module, eeg: torch.Tensor, eog: torch.Tensor, batch_size: int = 256) -> BranchOutputs:
-    """The teacher's branch outputs for every window, once (eval mode, no gradient).
-
-    Parameters
-    ----------
-    teacher : FusionTeacher or LateFusionTeacher
-        Anything with ``.branches(eeg, eog) -> BranchOutputs``.
-    eeg : Tensor (N, n_eeg, T)
-    eog : Tensor (N, n_eog, T)
-    batch_size : int
-
-    Returns
-    -------
-    BranchOutputs
-        Every depth ``(N, L, d)`` of both branches, on the device of ``eeg``; look up a batch
-        with ``.take(index)``.
-    """
-    teacher.eval()
-    parts = [teacher.branches(eeg[idx], eog[idx]) for idx in iterate_batches(len(eeg), batch_size)]
-
-    def cat(per_batch):  # batches x n_layers x (b, L, d) -> n_layers x (N, L, d)
-        return tuple(torch.cat(depth) for depth in zip(*per_batch))
-    return BranchOutputs(cat([b.eeg_depths for b in parts]), cat([b.eog_depths for b in parts]))
-
 
 def feedback_parameters(teacher: nn.Module, scope: str) -> list[nn.Parameter]:
     """The teacher's trainable parameters that the feedback phase updates.
@@ -339,7 +238,7 @@ def meta_objective(teacher: nn.Module, student: nn.Module, adapter: nn.Module | 
     FeedbackTerms
         Differentiable with respect to the teacher's parameters.
     """
-    t_out = _forward(teacher, batch.eeg, batch.eog, branches)  # logits (B, C), fused (B, L, 2d), with gradient
+    t_out = teacher_forward(teacher, batch.eeg, batch.eog, branches)  # logits (B, C), fused (B, L, 2d), with gradient
     teacher_ce = cross_entropy(t_out.logits, batch.y, weight)
     params = lookahead_params(student, adapter, t_out, batch.eog, batch.y, config, fb.lookahead_lr, weight)
     s_out = functional_call(student, {**params, **_buffers(student)}, (), {"eeg": None, "eog": fb_batch.eog})
@@ -457,40 +356,35 @@ def metric_guidance(alpha: float, temperature: float, teacher_acc: float, studen
 
 # --- one fold ------------------------------------------------------------------------------------
 
-@torch.no_grad()
-def _accuracy_and_fused(model: nn.Module, data: dict, batch_size: int,
-                        branches: BranchOutputs | None = None) -> tuple[float, torch.Tensor]:
+def _logits_and_fused(out) -> tuple[torch.Tensor, torch.Tensor]:
+    return out.logits.float(), out.fused.float()  # (b, C), (b, L, F)
+
+
+def _scores(model: nn.Module, data: dict, batch_size: int,
+            branches: BranchOutputs | None = None) -> tuple[float, torch.Tensor]:
     """Eval-mode accuracy and fused tokens ``(N, L, F)`` of a model on tensors from to_tensors
     (of a teacher from its cached ``branches`` for the same windows, when given)."""
-    model.eval()
-    logits, fused = [], []
-    for idx in iterate_batches(len(data["y"]), batch_size):
-        out = _forward(model, data["eeg"][idx], data["eog"][idx], None if branches is None else branches.take(idx))
-        logits.append(out.logits.float())  # (b, C)
-        fused.append(out.fused.float())  # (b, L, F)
-    acc = float((torch.cat(logits).argmax(-1) == data["y"]).float().mean())
-    return acc, torch.cat(fused)
+    if branches is None:
+        logits, fused = infer(model, {"eeg": data["eeg"], "eog": data["eog"]}, batch_size, keep=_logits_and_fused)
+    else:
+        logits, fused = infer(model, branches, batch_size, call=lambda t, b: t.fuse(b), keep=_logits_and_fused)
+    return float((logits.argmax(-1) == data["y"]).float().mean()), fused  # (N, L, F)
 
 
-class _Loop:
-    """State of one fold's feedback training: the step log, the guidance, the teacher's optimiser."""
+class _FedTeacher:
+    """The teacher of one fold as variation 3 sees it: the copy that learns, its optimiser, its
+    cached targets and branch outputs, the fold's windows it reads, its feedback batches."""
 
-    def __init__(self, teacher, model, train, val, quiz, task, config, train_config, weight, device):
-        from .distill import teacher_targets
-
-        self.teacher, self.model, self.config, self.fb = teacher, model, config, config.feedback_config
-        self.weight, self.batch_size = weight, train_config.batch_size
-        self.eval_bs, self.device, self.seed = train_config.eval_batch_size, device, train_config.seed
+    def __init__(self, teacher, train, val, quiz, task, config: DistillConfig, train_config: TrainConfig,
+                 weight, device):
+        self.model, self.config, self.fb = teacher, config, config.feedback_config
+        self.weight, self.device, self.seed = weight, device, train_config.seed
+        self.batch_size, self.eval_bs = train_config.batch_size, train_config.eval_batch_size
         self.tr = to_tensors(train, task, ("eeg", "eog"), device)
-        probe = val if val is not None and len(val) else train
-        self.va = to_tensors(probe, task, ("eeg", "eog"), device)
+        self.va = to_tensors(val if val is not None and len(val) else train, task, ("eeg", "eog"), device)
         self.gen = dataloader_generator(train_config.seed + 1)  # feedback batches: their own stream
-        self.alpha, self.temperature = config.alpha, config.temperature
-        self.loss_config = config
-        self.step, self.epoch, self.rows, self.sums, self.n = 0, 1, [], {}, 0
-        self.run_t = self.run_s = None
-        self.tr_branches = self.va_branches = None
         self.targets = teacher_targets(teacher, train, self.eval_bs, device)  # as variation 2's, while unchanged
+        self.tr_branches = self.va_branches = None
         self.changed, self.n_feedback = False, 0
         if config.feedback == "meta":
             self.qz = to_tensors(quiz, task, ("eeg", "eog"), device)
@@ -498,7 +392,7 @@ class _Loop:
                 self.tr_branches = branch_outputs(teacher, self.tr["eeg"], self.tr["eog"], self.eval_bs)
                 self.va_branches = branch_outputs(teacher, self.va["eeg"], self.va["eog"], self.eval_bs)
             self.opt = torch.optim.Adam(feedback_parameters(teacher, self.fb.teacher_scope), lr=self.fb.teacher_lr)
-        self.teacher_val_acc, self.teacher_val_fused = self.teacher_on_val()
+        self.val_acc, self.val_fused = self.on_val()
 
     def batch_of(self, data: dict, index: torch.Tensor) -> Batch:
         i = index.to(data["y"].device)
@@ -508,91 +402,98 @@ class _Loop:
         """The cached branch outputs of training windows ``index`` (None: scope "all")."""
         return None if self.tr_branches is None else self.tr_branches.take(index)
 
-    def teacher_on_val(self) -> tuple[float, torch.Tensor]:
+    def on_val(self) -> tuple[float, torch.Tensor]:
         """The teacher's validation accuracy and fused tokens (from the cached branches under "fusion")."""
-        return _accuracy_and_fused(self.teacher, self.va, self.eval_bs, self.va_branches)
+        return _scores(self.model, self.va, self.eval_bs, self.va_branches)
 
-    def feedback(self, batch: Batch) -> dict:
-        """One feedback step on its own random streams (quiz batch, look-ahead dropout)."""
+    def feedback(self, student, index: torch.Tensor, step: int) -> dict:
+        """One feedback step on teaching windows ``index``, on its own random streams (quiz batch,
+        look-ahead dropout): the student is read, the teacher's optimiser steps."""
+        batch = self.batch_of(self.tr, index)  # the teaching batch with its EEG: the teacher reads both
         fb_batch = self.batch_of(self.qz, feedback_batch(len(self.qz["y"]), self.batch_size, self.gen))
         devices = [self.device] if torch.device(self.device).type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # the student's stream is left as it was
-            torch.manual_seed(self.seed + 2 + self.step)
-            row = feedback_step(self.teacher, self.model.student, self.model.adapter, self.opt, batch, fb_batch,
-                                self.config, self.fb, self.weight, branches=self.branches_of(batch.index))
+            torch.manual_seed(self.seed + 2 + step)
+            row = feedback_step(self.model, student.student, student.adapter, self.opt, batch, fb_batch,
+                                self.config, self.fb, self.weight, branches=self.branches_of(index))
         self.n_feedback += 1
         self.changed = self.changed or row["teacher_update"] > 0
         return row
 
-    def teacher_out(self, batch: Batch):
+    def outputs(self, batch: Batch):
         """The teacher's outputs for a teaching batch: cached while it has not changed, else recomputed
         (from the cached branches under "fusion", from the windows under "all")."""
         if not self.changed:
             return self.targets.take(batch.index)
         branches = self.branches_of(batch.index)
         eeg = None if branches is not None else self.tr["eeg"][batch.index.to(self.tr["y"].device)]
-        return teacher_outputs(self.teacher, eeg, batch.eog, branches)
-
-    def loss_fn(self, m, batch: Batch):
-        """``fit``'s loss: the feedback phase when due, then the teaching phase's student loss."""
-        self.step += 1
-        t0 = time.perf_counter()
-        is_fb = self.config.feedback == "meta" and self.step > 1 and (self.step - 1) % self.fb.every_k == 0
-        row = self.feedback(self.batch_of(self.tr, batch.index)) if is_fb else {}
-        t_fb = time.perf_counter() - t0
-        t_out = self.teacher_out(batch)
-        out = m(eog=batch.eog)
-        loss, parts = student_loss(out, t_out, batch.y, m.adapter, self.loss_config, self.weight)
-        self.log(row, is_fb, t_fb, loss, parts, out.logits, t_out.logits, batch.y)
-        return loss, out.logits
-
-    def log(self, row, is_fb, t_fb, loss, parts, s_logits, t_logits, y):
-        acc = lambda z: float((z.detach().argmax(-1) == y).float().mean())  # noqa: E731
-        t_ce = float(cross_entropy(t_logits.detach(), y, self.weight))
-        self.rows.append(dict(step=self.step, epoch=self.epoch, phase="feedback" if is_fb else "teaching",
-                              student_loss=float(loss.detach()), **parts, student_acc=acc(s_logits),
-                              teacher_ce_batch=t_ce, teacher_acc=acc(t_logits), alpha=self.alpha,
-                              temperature=self.temperature,
-                              meta_loss=row.get("meta_loss", math.nan), lookahead_ce=row.get("lookahead_ce", math.nan),
-                              teacher_ce_grad=row.get("teacher_ce_grad", math.nan),
-                              feedback_grad=row.get("feedback_grad", math.nan),
-                              teacher_update=row.get("teacher_update", 0.0), feedback_s=t_fb if is_fb else 0.0))
-        for k, v in parts.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v * len(y)
-        self.n += len(y)
-
-    def on_epoch_end(self, epoch: int, model) -> dict:
-        """Per-epoch columns: loss parts and shares, CKA with the *current* teacher, accuracies, guidance."""
-        hist = {k: v / max(self.n, 1) for k, v in self.sums.items()}
-        self.sums, self.n = {}, 0
-        if self.changed:
-            self.teacher_val_acc, self.teacher_val_fused = self.teacher_on_val()
-        s_acc, s_fused = _accuracy_and_fused(model, self.va, self.eval_bs)
-        ema = lambda run, x: x if run is None else self.fb.momentum * run + (1 - self.fb.momentum) * x  # noqa: E731
-        self.run_t, self.run_s = ema(self.run_t, self.teacher_val_acc), ema(self.run_s, s_acc)
-        hist.update(loss_shares(hist, self.alpha, self.config.beta))
-        hist.update(cka=linear_cka(s_fused, self.teacher_val_fused), teacher_val_acc=self.teacher_val_acc,
-                    alpha=self.alpha, temperature=self.temperature, feedback_steps=self.n_feedback)
-        if self.config.feedback == "metric":  # the guidance of the next epoch
-            self.alpha, self.temperature = metric_guidance(self.config.alpha, self.config.temperature,
-                                                           self.run_t, self.run_s, self.fb)
-            self.loss_config = replace(self.config, alpha=self.alpha, temperature=self.temperature)
-        self.epoch += 1
-        return hist
+        return teacher_outputs(self.model, eeg, batch.eog, branches)
 
     def movement(self) -> dict:
         """How far the feedback moved the teacher on the teaching windows (per fold)."""
         if self.config.feedback != "meta":
             return {}
-        with torch.no_grad():
-            start = self.targets.logits  # (N, C) the teacher as it came
-            end = torch.cat([teacher_outputs(self.teacher, self.tr["eeg"][idx], self.tr["eog"][idx],
-                                             self.branches_of(idx)).logits.float()
-                             for idx in iterate_batches(len(start), self.eval_bs)]) if self.changed else start
-            p0, p1 = start.softmax(-1)[:, -1], end.softmax(-1)[:, -1]  # (N,) high-class probability
-            flips = (start.argmax(-1) != end.argmax(-1)).float().mean()
+        start = self.targets.logits  # (N, C) the teacher as it came
+        end = start
+        if self.changed:
+            inputs, call = ((self.tr_branches, lambda t, b: t.fuse(b)) if self.tr_branches is not None
+                            else ({"eeg": self.tr["eeg"], "eog": self.tr["eog"]}, None))
+            end = infer(self.model, inputs, self.eval_bs, call=call)  # (N, C)
+        p0, p1 = start.softmax(-1)[:, -1], end.softmax(-1)[:, -1]  # (N,) high-class probability
+        flips = (start.argmax(-1) != end.argmax(-1)).float().mean()
         return dict(feedback_steps=self.n_feedback, teacher_dp=float((p1 - p0).abs().mean()),
                     teacher_flips=float(flips))
+
+
+class _Guidance:
+    """The student loss's ``alpha`` and ``T``: fixed ("meta"), or rescaled after every epoch from
+    the running validation accuracies ("metric", :func:`metric_guidance`)."""
+
+    def __init__(self, config: DistillConfig):
+        self.base, self.loss_config = config, config
+        self.alpha, self.temperature = config.alpha, config.temperature
+        self.run_t = self.run_s = None
+
+    def end_epoch(self, teacher_acc: float, student_acc: float) -> None:
+        """Update the running accuracies; under "metric", the guidance of the next epoch."""
+        fb = self.base.feedback_config
+        ema = lambda run, x: x if run is None else fb.momentum * run + (1 - fb.momentum) * x  # noqa: E731
+        self.run_t, self.run_s = ema(self.run_t, teacher_acc), ema(self.run_s, student_acc)
+
+    def next_epoch(self) -> None:
+        if self.base.feedback == "metric":
+            self.alpha, self.temperature = metric_guidance(self.base.alpha, self.base.temperature,
+                                                           self.run_t, self.run_s, self.base.feedback_config)
+            self.loss_config = replace(self.base, alpha=self.alpha, temperature=self.temperature)
+
+
+def _step_row(step, epoch, is_fb, fb_row, t_fb, loss, parts, s_logits, t_logits, y, weight, guide) -> dict:
+    """One row of the per-step log (``DistillResult.steps``)."""
+    acc = lambda z: float((z.detach().argmax(-1) == y).float().mean())  # noqa: E731
+    return dict(step=step, epoch=epoch, phase="feedback" if is_fb else "teaching",
+                student_loss=float(loss.detach()), **parts, student_acc=acc(s_logits),
+                teacher_ce_batch=float(cross_entropy(t_logits.detach(), y, weight)), teacher_acc=acc(t_logits),
+                alpha=guide.alpha, temperature=guide.temperature,
+                meta_loss=fb_row.get("meta_loss", math.nan), lookahead_ce=fb_row.get("lookahead_ce", math.nan),
+                teacher_ce_grad=fb_row.get("teacher_ce_grad", math.nan),
+                feedback_grad=fb_row.get("feedback_grad", math.nan),
+                teacher_update=fb_row.get("teacher_update", 0.0), feedback_s=t_fb if is_fb else 0.0)
+
+
+def _check(teacher, config: DistillConfig, quiz) -> None:
+    """Fail early, with one line, on what variation 3 cannot run with."""
+    if config.feedback not in ("meta", "metric"):
+        raise ValueError(f"distill_feedback needs feedback 'meta' or 'metric', got {config.feedback!r}")
+    if teacher is None:
+        raise ValueError(f"{config.method}: feedback needs the teacher")
+    if config.feedback == "meta" and (quiz is None or len(quiz) == 0):
+        raise ValueError(f"{config.method}: feedback='meta' needs quiz windows (held-out training trials, "
+                         f"Fold.quiz; make folds with quiz_size > 0) for its feedback batches")
+    if (config.feedback == "meta" and config.feedback_config.teacher_scope == "fusion"
+            and not all(hasattr(teacher, a) for a in ("eeg", "eog", "branches", "fuse"))):
+        raise ValueError(f"teacher_scope='fusion' needs a teacher with .eeg/.eog branches and .branches/.fuse "
+                         f"(FusionTeacher, LateFusionTeacher), not {type(teacher).__name__}; "
+                         f"use FeedbackConfig(teacher_scope='all')")
 
 
 def distill_feedback(teacher: nn.Module, train: WindowSet, val: WindowSet | None, task: str,
@@ -611,10 +512,6 @@ def distill_feedback(teacher: nn.Module, train: WindowSet, val: WindowSet | None
     train, val : WindowSet
         The fold's teaching windows (teaching batches) and validation windows (early stopping,
         the "metric" variant's accuracies, CKA).
-    quiz : WindowSet
-        Held-out training trials, normalised like ``train`` (:attr:`kdlib.data.splits.Fold.quiz`):
-        the feedback batches of ``"meta"`` (required there; not read by ``"metric"``). No other
-        data enters.
     task : {'valence', 'arousal'}
     config : DistillConfig
         ``feedback`` in {"meta", "metric"}; knobs in ``config.feedback_config``.
@@ -623,6 +520,10 @@ def distill_feedback(teacher: nn.Module, train: WindowSet, val: WindowSet | None
     model_config : ModelConfig, optional
         Default ``teacher.config``.
     desc : str, optional
+    quiz : WindowSet
+        Held-out training trials, normalised like ``train`` (:attr:`kdlib.data.splits.Fold.quiz`):
+        the feedback batches of ``"meta"`` (required there; not read by ``"metric"``). No other
+        data enters.
 
     Returns
     -------
@@ -632,33 +533,52 @@ def distill_feedback(teacher: nn.Module, train: WindowSet, val: WindowSet | None
         the size of the teacher's update), ``teacher`` (the fed-back copy, final state) and
         ``feedback`` (steps, the teacher's movement; ``"meta"`` only).
     """
-    from .distill import DistillResult, _ce_weight, build_student
-
     t0 = time.perf_counter()
-    if config.feedback not in ("meta", "metric"):
-        raise ValueError(f"distill_feedback needs feedback 'meta' or 'metric', got {config.feedback!r}")
-    if teacher is None:
-        raise ValueError(f"{config.method}: feedback needs the teacher")
-    if config.feedback == "meta" and (quiz is None or len(quiz) == 0):
-        raise ValueError(f"{config.method}: feedback='meta' needs quiz windows (held-out training trials, "
-                         f"Fold.quiz; make folds with quiz_size > 0) for its feedback batches")
-    if (config.feedback == "meta" and config.feedback_config.teacher_scope == "fusion"
-            and not all(hasattr(teacher, a) for a in ("eeg", "eog", "branches", "fuse"))):
-        raise ValueError(f"teacher_scope='fusion' needs a teacher with .eeg/.eog branches and .branches/.fuse "
-                         f"(FusionTeacher, LateFusionTeacher), not {type(teacher).__name__}; "
-                         f"use FeedbackConfig(teacher_scope='all')")
+    _check(teacher, config, quiz)
     device = choose_device(train_config.device)
     model_config = model_config or teacher.config
     teacher = copy.deepcopy(teacher).to(device).eval()  # the caller's teacher stays as it is
     seed_everything(train_config.seed)
     model = build_student(model_config, config, teacher).to(device)
-    weight = _ce_weight(train_config, train.labels(task), model_config.n_classes, device)
-    loop = _Loop(teacher, model, train, val, quiz, task, config, train_config, weight, device)
-    cka_init = linear_cka(_accuracy_and_fused(model, loop.va, loop.eval_bs)[1], loop.teacher_val_fused)
-    result = fit(model, train, val, task, train_config, loss_fn=loop.loss_fn,
-                 desc=desc or f"{config.method} {task}", on_epoch_end=loop.on_epoch_end)
+    weight = ce_weight(train_config, train.labels(task), model_config.n_classes, device)
+    fed = _FedTeacher(teacher, train, val, quiz, task, config, train_config, weight, device)
+    guide, log = _Guidance(config), []  # the student loss's alpha and T; the per-step log
+    cka_init = linear_cka(_scores(model, fed.va, fed.eval_bs)[1], fed.val_fused)
+    every_k, n, epoch_no = config.feedback_config.every_k, 0, 1
+
+    def step(student, batch: Batch, update):  # one training step of variation 3 (fit runs the epochs)
+        nonlocal n
+        n += 1
+        t_fb = time.perf_counter()
+        is_fb = config.feedback == "meta" and n > 1 and (n - 1) % every_k == 0
+        fb_row = fed.feedback(student, batch.index, n) if is_fb else {}  # FEEDBACK: the teacher learns
+        t_fb = time.perf_counter() - t_fb
+        t_out = fed.outputs(batch)  # TEACHING: the teacher is fixed, the student learns
+        out = student(eog=batch.eog)
+        loss, parts = student_loss(out, t_out, batch.y, student.adapter, guide.loss_config, weight)
+        log.append(_step_row(n, epoch_no, is_fb, fb_row, t_fb, loss, parts, out.logits, t_out.logits, batch.y,
+                             weight, guide))
+        update(loss)  # the student's optimiser step (fit's AdamW, clipped, scheduled)
+        return loss, out.logits, parts
+
+    def on_epoch_end(epoch: int, student, row: dict) -> dict:
+        """Loss shares, CKA with the *current* teacher, accuracies, guidance (history columns)."""
+        nonlocal epoch_no
+        if fed.changed:
+            fed.val_acc, fed.val_fused = fed.on_val()
+        s_acc, s_fused = _scores(student, fed.va, fed.eval_bs)
+        guide.end_epoch(fed.val_acc, s_acc)
+        extra = dict(loss_shares(row, guide.alpha, config.beta), cka=linear_cka(s_fused, fed.val_fused),
+                     teacher_val_acc=fed.val_acc, alpha=guide.alpha, temperature=guide.temperature,
+                     feedback_steps=fed.n_feedback)
+        guide.next_epoch()
+        epoch_no += 1
+        return extra
+
+    result = fit(model, train, val, task, train_config, step=step, desc=desc or f"{config.method} {task}",
+                 on_epoch_end=on_epoch_end)
     teacher.eval()
     return DistillResult(student=model.student, adapter=model.adapter, history=result.history,
                          best_epoch=result.best_epoch, cka_init=cka_init, config=config,
                          train_config=train_config, fit=result, seconds=time.perf_counter() - t0,
-                         steps=pd.DataFrame(loop.rows), teacher=teacher, feedback=loop.movement())
+                         steps=pd.DataFrame(log), teacher=teacher, feedback=fed.movement())

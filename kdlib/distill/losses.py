@@ -25,31 +25,43 @@ features), whatever the teacher's scale. :func:`loss_shares` reports each weight
 of the student loss, and ``distill`` logs it per epoch.
 
 Nothing here detaches the teacher: :func:`kdlib.distill.distill` feeds cached teacher outputs
-(computed once under ``no_grad``), while the feedback phase (``kdlib.distill.feedback``) may
-differentiate through a live teacher on purpose.
+(computed once under ``no_grad``, :mod:`kdlib.distill.targets`), while the feedback phase
+(:mod:`kdlib.distill.feedback`) may differentiate through a live teacher on purpose. Nothing here
+steps an optimiser either: the student's step is :func:`kdlib.train.optimizer_step`, and
+:func:`kdlib.distill.distill.teaching_step` puts the two together for one batch.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Callable
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+
+from .config import FEATURE_NORMS, DistillConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from kdlib.models import FeatureAdapter
 
-    from .distill import DistillConfig
-
 __all__ = ["cross_entropy", "hinton_kd", "feature_mse", "feature_cosine", "FEATURE_LOSSES", "FEATURE_NORMS",
-           "feature_loss", "student_loss", "student_loss_terms", "loss_shares", "teaching_step"]
-
-FEATURE_NORMS = ("layernorm", "none")
+           "feature_loss", "student_loss", "student_loss_terms", "loss_shares"]
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean (class-weighted) cross-entropy on true labels. ``(B, C), (B,) -> ()``."""
+    """Mean (class-weighted) cross-entropy on true labels. ``(B, C), (B,) -> ()``.
+
+    Parameters
+    ----------
+    logits : Tensor (B, C)
+    y : Tensor (B,) int64
+    weight : Tensor (C,), optional
+        Class weights.
+
+    Returns
+    -------
+    Tensor ()
+    """
     return F.cross_entropy(logits, y, weight=weight)
 
 
@@ -88,13 +100,33 @@ def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temper
 
 
 def feature_mse(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over windows, tokens and features. ``(B, L, F), (B, L, F) -> ()``."""
+    """Mean squared error over windows, tokens and features. ``(B, L, F), (B, L, F) -> ()``.
+
+    Parameters
+    ----------
+    s, t : Tensor (B, L, F)
+        Student and teacher features at one width.
+
+    Returns
+    -------
+    Tensor ()
+    """
     return F.mse_loss(s, t)
 
 
 def feature_cosine(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Mean cosine distance ``1 - cos(s, t)`` per token, over the feature axis.
-    ``(B, L, F), (B, L, F) -> ()``; insensitive to each token's scale."""
+    ``(B, L, F), (B, L, F) -> ()``; insensitive to each token's scale.
+
+    Parameters
+    ----------
+    s, t : Tensor (B, L, F)
+        Student and teacher features at one width.
+
+    Returns
+    -------
+    Tensor ()
+    """
     return (1.0 - F.cosine_similarity(s, t, dim=-1, eps=1e-6)).mean()  # (B, L) -> ()
 
 
@@ -223,53 +255,8 @@ def loss_shares(parts: dict, alpha: float, beta: float) -> dict:
         ``share_ce``, ``share_kd``, ``share_feat``: fractions summing to 1 (a term not in the
         loss has share 0).
     """
-    import math
-
     def term(weight, value):
         return weight * value if weight and value is not None and math.isfinite(value) else 0.0
     weighted = {"ce": parts.get("ce", 0.0), "kd": term(alpha, parts.get("kd")), "feat": term(beta, parts.get("feat"))}
     total = sum(weighted.values())
     return {f"share_{k}": (v / total if total > 0 else math.nan) for k, v in weighted.items()}
-
-
-def teaching_step(model: nn.Module, optimizer: torch.optim.Optimizer, eog: torch.Tensor, y: torch.Tensor,
-                  teacher_out, config: DistillConfig, weight: torch.Tensor | None = None,
-                  grad_clip: float | None = 1.0, scheduler=None) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """One optimisation step of the student (the *teaching* phase of the feedback method).
-
-    Introduced in ``notebooks/03_student_alignment.ipynb``.
-
-    Parameters
-    ----------
-    model : StudentWithAdapter
-        The student and its adapter (``model.student``, ``model.adapter``); both are updated.
-    optimizer : torch.optim.Optimizer
-        Over ``model.parameters()`` (and nothing of the teacher).
-    eog : Tensor (B, n_eog, T)
-    y : Tensor (B,)
-    teacher_out : TeacherOutput or TeacherTargets
-        The teacher's outputs for these windows, computed without gradient (detach them).
-    config : DistillConfig
-    weight : Tensor (C,), optional
-    grad_clip : float, optional
-        Clip the global gradient norm of ``model`` to this.
-    scheduler : optional
-        Stepped after the optimiser.
-
-    Returns
-    -------
-    loss : Tensor () (detached)
-    logits : Tensor (B, C) (detached)
-    parts : dict
-    """
-    model.train()
-    out = model(eeg=None, eog=eog)
-    loss, parts = student_loss(out, teacher_out, y, model.adapter, config, weight)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip is not None:
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    if scheduler is not None:
-        scheduler.step()
-    return loss.detach(), out.logits.detach(), parts
