@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["TokenBatchNorm", "ScoreNet", "DepthGating", "GatingOutput", "ModalFusion", "FusionOutput",
-           "adjacent_pairs"]
+           "adjacent_pairs", "gate_maps"]
 
 
 class TokenBatchNorm(nn.BatchNorm1d):
@@ -71,6 +71,24 @@ class ScoreNet(nn.Module):
 def adjacent_pairs(n_depths: int) -> list[tuple[int, int]]:
     """``[(1, 2), (2, 3), ...]``: the adjacent depth pairs of an encoder (1-based)."""
     return [(i, i + 1) for i in range(1, n_depths)]
+
+
+def gate_maps(gates: Sequence[torch.Tensor], pairs: Sequence[tuple[int, int]]) -> dict[str, np.ndarray]:
+    """The gates of a forward pass as arrays for plotting, named by their depth pair.
+
+    Parameters
+    ----------
+    gates : sequence of Tensor (B, L, F)
+        ``output.gates`` of :class:`DepthGating`, :class:`ModalFusion`, a teacher or a student.
+    pairs : sequence of (int, int)
+        The gating's ``pairs`` (``DepthGating.pairs``), in the same order.
+
+    Returns
+    -------
+    dict of str -> ndarray (B, L, F)
+        ``{"1-2": ..., "2-3": ...}``, ready for ``plt.imshow(maps["1-2"].mean(0).T)``.
+    """
+    return {f"{i}-{j}": g.detach().float().cpu().numpy() for (i, j), g in zip(pairs, gates)}
 
 
 class GatingOutput(NamedTuple):
@@ -108,7 +126,9 @@ class DepthGating(nn.Module):
 
     Notes
     -----
-    After each forward pass the gates are kept, detached, for plotting: :meth:`last_gates`.
+    The gates are part of the output (``GatingOutput.gates``); :meth:`gate_maps` turns them into
+    named arrays for plotting. :meth:`last_gates` (the gates of the last call, kept on the
+    module) is the older way, kept for callers that have not moved to ``gate_maps``.
     """
 
     def __init__(self, width: int, n_depths: int, hidden: int = 64,
@@ -135,10 +155,15 @@ class DepthGating(nn.Module):
             self._last = {f"{i}-{j}": g.detach() for (i, j), g in zip(self.pairs, gates)}
         return GatingOutput(depths[-1] + interactive, interactive, tuple(gates))  # (B, L, F) ...
 
+    def gate_maps(self, gates: Sequence[torch.Tensor]) -> dict[str, np.ndarray]:
+        """``output.gates`` of a forward pass as ``{"1-2": (B, L, F) array, ...}`` (:func:`gate_maps`)."""
+        return gate_maps(gates, self.pairs)
+
     def last_gates(self) -> dict[str, np.ndarray]:
         """The gates of the last forward pass: ``{"1-2": (B, L, F) array, "2-3": ...}``.
 
-        Ready for ``plt.imshow(gates["1-2"].mean(0).T)`` (features x tokens).
+        Ready for ``plt.imshow(gates["1-2"].mean(0).T)`` (features x tokens). Prefer
+        :meth:`gate_maps` on the forward pass's own output, which keeps no state.
         """
         return {k: v.float().cpu().numpy() for k, v in self._last.items()}
 
@@ -180,6 +205,17 @@ class ModalFusion(nn.Module):
         self.gating = DepthGating(2 * d_model, n_depths, hidden, pairs)
 
     def forward(self, eeg_depths: Sequence[torch.Tensor], eog_depths: Sequence[torch.Tensor]) -> FusionOutput:
+        """Concatenate the depths of both modalities along features, then gate them.
+
+        Parameters
+        ----------
+        eeg_depths, eog_depths : sequence of Tensor (B, L, d)
+            Every encoder depth of each modality (time-aligned tokens).
+
+        Returns
+        -------
+        FusionOutput
+        """
         if eeg_depths[0].shape[:2] != eog_depths[0].shape[:2]:
             raise ValueError(f"EEG tokens {tuple(eeg_depths[0].shape)} and EOG tokens "
                              f"{tuple(eog_depths[0].shape)} are not time-aligned")

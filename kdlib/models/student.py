@@ -94,6 +94,19 @@ class EOGStudent(nn.Module):
         self.head = ClassifierHead(config.d_model, config.n_classes, config.dropout)
 
     def forward(self, eeg: None = None, eog: torch.Tensor | None = None) -> StudentOutput:
+        """EOG branch, gating over its depths, mean pooling, head.
+
+        Parameters
+        ----------
+        eeg : None
+            Must be ``None``: the student reads EOG only.
+        eog : Tensor (B, n_eog, T)
+
+        Returns
+        -------
+        StudentOutput
+            ``logits (B, C)``, ``fused (B, L, d)``, ``pooled (B, d)``, the depths and the gates.
+        """
         if eeg is not None:
             raise ValueError("EOGStudent reads EOG only: call it as student(eog=eog) (eeg must be None)")
         if eog is None:
@@ -122,8 +135,23 @@ class EOGStudent(nn.Module):
         self.eog.load_state_dict(teacher.eog.state_dict())
         return self
 
+    def gate_maps(self, out: StudentOutput) -> dict:
+        """The gates of a forward pass's output, ``{"1-2": (B, L, d) array, ...}`` (for plotting).
+
+        Parameters
+        ----------
+        out : StudentOutput
+            What ``student(eog=eog)`` returned.
+
+        Returns
+        -------
+        dict of str -> ndarray (B, L, d)
+        """
+        return self.gating.gate_maps(out.gates)
+
     def last_gates(self):
-        """Gates of the last forward pass, ``{"1-2": (B, L, d) array, ...}`` (for plotting)."""
+        """Gates of the last forward pass, ``{"1-2": (B, L, d) array, ...}`` (for plotting);
+        prefer :meth:`gate_maps` on the output."""
         return self.gating.last_gates()
 
 
@@ -188,5 +216,17 @@ class FeatureAdapter(nn.Module):
         return t.unflatten(-1, (self.d_student, 2)).mean(-1)  # (..., d, 2) -> (..., d)
 
     def forward(self, s: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Both sides at the comparison width: ``(B, L, d), (B, L, 2d) -> 2 x (B, L, width)``."""
+        """Both sides at the comparison width: ``(B, L, d), (B, L, 2d) -> 2 x (B, L, width)``.
+
+        Parameters
+        ----------
+        s : Tensor (B, L, d)
+            The student's fused feature.
+        t : Tensor (B, L, 2d)
+            The teacher's fused feature.
+
+        Returns
+        -------
+        (Tensor (B, L, width), Tensor (B, L, width))
+        """
         return self.student_side(s), self.teacher_side(t)

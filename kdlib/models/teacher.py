@@ -118,8 +118,24 @@ class FusionTeacher(_TwoBranchTeacher):
         logits = self.head(pooled)  # (B, n_classes)
         return TeacherOutput(logits, f.fused, pooled, b.eeg_depths, b.eog_depths, f.gates)
 
+    def gate_maps(self, out: TeacherOutput) -> dict:
+        """The gates of a forward pass's output, ``{"1-2": (B, L, 2d) array, ...}`` (for plotting).
+
+        Parameters
+        ----------
+        out : TeacherOutput
+            What ``teacher(eeg, eog)`` returned.
+
+        Returns
+        -------
+        dict of str -> ndarray (B, L, 2d)
+            Features ``0..d-1`` belong to the EEG half, ``d..2d-1`` to the EOG half.
+        """
+        return self.fusion.gating.gate_maps(out.gates)
+
     def last_gates(self):
-        """Gates of the last forward pass, ``{"1-2": (B, L, 2d) array, ...}`` (for plotting)."""
+        """Gates of the last forward pass, ``{"1-2": (B, L, 2d) array, ...}`` (for plotting);
+        prefer :meth:`gate_maps` on the output."""
         return self.fusion.last_gates()
 
 
