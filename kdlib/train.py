@@ -11,15 +11,16 @@ The loop is small on purpose, and every line of it is a named piece of this modu
                           step(model, batch, update)        # default: loss = CE_w(model(eeg, eog).logits, y)
                                                             #          update(loss) = optimizer_step: AdamW,
                                                             #          clipped, cosine schedule
-        validation_row(infer(model, val))                   # val_loss, val_acc, val_f1
+        validate(model, val)                                # val_loss, val_acc, val_f1 (infer: eval, no grad)
         BestEpoch: keep the best state; stop after `patience` epochs without gain
     restore the best state
 
 ``step`` is the hook the distillation trainers plug into: the frozen-teacher student
 (:mod:`kdlib.distill.distill`) passes a loss, variation 3 (:mod:`kdlib.distill.feedback`) a step
 that makes a feedback step every k steps before its teaching step. The fold-batched trainer
-(:mod:`kdlib.batched`) runs the same epoch / validation / :class:`BestEpoch` pieces over a
-stacked ensemble. :func:`infer` is the one eval-mode, no-gradient, batched inference loop.
+(:mod:`kdlib.batched`) shares the class weights, the schedule, the validation metrics and the
+:class:`BestEpoch` bookkeeping (one per member); its stacked epoch loop is its own (that module
+says why). :func:`infer` is the one eval-mode, no-gradient, batched inference loop.
 
 Data stay in memory as tensors and batches are sliced with index tensors: no ``Dataset``, no
 per-item Python overhead. Models are called uniformly as ``model(eeg=..., eog=...)`` with
@@ -85,6 +86,7 @@ __all__ = [
     "optimizer_step",
     "train_epoch",
     "validation_row",
+    "validate",
     "BestEpoch",
     "EpochMeans",
     "to_tensors",
@@ -747,6 +749,29 @@ def validation_row(logits: torch.Tensor | None, y: torch.Tensor | None, weight: 
     return dict(val_loss=m["loss"], val_acc=m["acc"], val_f1=m["f1"])
 
 
+def validate(model: nn.Module, data: dict | None, weight: torch.Tensor | None = None,
+             batch_size: int = 256) -> dict:
+    """One model's validation: :func:`validation_row` of its eval-mode logits (:func:`infer`).
+
+    Parameters
+    ----------
+    model : nn.Module
+    data : dict or None
+        Validation tensors from :func:`to_tensors` (with ``y``); ``None``: no validation (NaN).
+    weight : Tensor (C,), optional
+        Class weights of the validation cross-entropy (the training weights, as in :func:`fit`).
+    batch_size : int
+
+    Returns
+    -------
+    dict
+        ``val_loss``, ``val_acc``, ``val_f1``.
+    """
+    if data is None:
+        return validation_row(None, None, None)
+    return validation_row(_logits(model, data, batch_size), data["y"], weight)
+
+
 class BestEpoch:
     """Early stopping and the best epoch of one model (:func:`fit`; each member of
     :func:`kdlib.batched.fit_batched`).
@@ -888,8 +913,7 @@ def _fit(model, train, val, task, config, step, loss_fn, checkpoint, desc, on_ep
             te = time.perf_counter()
             row, parts = train_epoch(model, tr, step, update, config.batch_size, gen)
             row = dict(epoch=epoch, **row)
-            row.update(validation_row(_logits(model, va, config.eval_batch_size) if va is not None else None,
-                                      va["y"] if va is not None else None, weight))
+            row.update(validate(model, va, weight, config.eval_batch_size))
             row.update(parts)
             if on_epoch_end is not None:
                 row.update(on_epoch_end(epoch, model, row) or {})

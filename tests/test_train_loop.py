@@ -13,7 +13,7 @@ from test_train import MODEL, QUICK, planted, states_equal, teacher
 from kdlib.distill import branch_outputs
 from kdlib.models import EOGStudent, FusionTeacher
 from kdlib.train import (BestEpoch, EpochMeans, call_model, ce_loss, ce_weights, class_weights, fit, infer,
-                         loss_step, to_tensors)
+                         loss_step, to_tensors, validate)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CFG = replace(QUICK, epochs=2, class_weight=None)
@@ -52,6 +52,15 @@ def test_a_step_that_skips_the_update_leaves_the_model(data):
     res = fit(model, train, val, "valence", CFG, step=lambda m, b, update: (*ce_loss()(m, b), {}))
     after = res.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_validate_scores_the_restored_best_epoch_as_fit_did(data):
+    train, val = data
+    res = fit(teacher(), train, val, "valence", replace(CFG, epochs=3))
+    row = validate(res.model, to_tensors(val, "valence"), None, 64)
+    best = res.history.loc[res.history["epoch"] == res.best_epoch].iloc[0]
+    assert row == {k: best[k] for k in ("val_loss", "val_acc", "val_f1")}
+    assert all(np.isnan(v) for v in validate(res.model, None).values())
 
 
 def test_loss_step_passes_parts_through():

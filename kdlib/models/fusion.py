@@ -223,6 +223,21 @@ class ModalFusion(nn.Module):
         g = self.gating(joint)  # fused, interactive: (B, L, 2d)
         return FusionOutput(g.fused, g.interactive, joint[-1], g.gates)
 
+    def gate_maps(self, out: FusionOutput) -> dict[str, np.ndarray]:
+        """``out.gates`` as ``{"1-2": (B, L, 2d) array, ...}`` (:func:`gate_maps`); features
+        ``0..d-1`` belong to the EEG half, ``d..2d-1`` to the EOG half.
+
+        Parameters
+        ----------
+        out : FusionOutput
+            What this module's forward pass returned.
+
+        Returns
+        -------
+        dict of str -> ndarray (B, L, 2d)
+        """
+        return self.gating.gate_maps(out.gates)
+
     def last_gates(self) -> dict[str, np.ndarray]:
         """Gates of the last forward pass (see :meth:`DepthGating.last_gates`); features
         ``0..d-1`` belong to the EEG half, ``d..2d-1`` to the EOG half."""
