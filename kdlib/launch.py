@@ -12,8 +12,9 @@ Every notebook starts the same way, and this module is what those first cells ca
   Papermill's parameters (``python -m kdlib.notebooks --smoke|--full``, ``-p SMOKE False``) land in a
   cell after it and still override it.
 
-The notebooks write the synthetic data set with :func:`write_synthetic`, which says in one line what it
-writes and where whenever that changes the folder (and above all when it replaces a baked set).
+The notebooks find their data with :func:`notebook_dataset` (``DATASET``, ``DATA_DIR``, ``SMOKE``), which
+writes the synthetic data set with :func:`write_synthetic`: that says in one line what it writes and where
+whenever that changes the folder (and above all when it replaces a baked set).
 
 ``python -m kdlib.launch add-cells NN ...`` inserts or updates the two launch cells and the ``SMOKE``
 default in notebooks; ``python -m kdlib.launch bake`` writes and marks the smoke set (``binder/postBuild``).
@@ -52,6 +53,7 @@ __all__ = [
     "current_preset",
     "baked_preset",
     "write_synthetic",
+    "notebook_dataset",
     "bake",
     "missing_requirements",
     "colab_setup",
@@ -300,6 +302,37 @@ def write_synthetic(folder: str | os.PathLike | None, smoke: bool, *, progress: 
             if stamp.name != f".preset-{preset}":
                 stamp.unlink()
     return target
+
+
+def notebook_dataset(dataset: str, data_dir: str | os.PathLike | None, smoke: bool) -> Path:
+    """The folder of subject files a notebook reads: its ``DATASET`` / ``DATA_DIR`` / ``SMOKE`` parameters.
+
+    Parameters
+    ----------
+    dataset : {'synthetic', 'deap'}
+        The notebook's ``DATASET``.
+    data_dir : path-like or None
+        The notebook's ``DATA_DIR``; None or "" means the data set's default folder
+        (``data/synthetic``; for ``deap``, ``$KDLIB_DEAP_DIR``).
+    smoke : bool
+        The notebook's ``SMOKE``: which synthetic preset the folder must hold (:func:`write_synthetic`).
+
+    Returns
+    -------
+    Path
+        ``kdlib.data.dataset_dir(dataset, data_dir)``, after :func:`write_synthetic` made a synthetic
+        folder hold the mode's preset (nothing is written for ``deap``).
+
+    Raises
+    ------
+    FileNotFoundError
+        When a ``deap`` folder is not there (one line saying how to point at it).
+    """
+    from kdlib.data import dataset_dir
+
+    if dataset == "synthetic":
+        write_synthetic(data_dir or None, smoke)
+    return dataset_dir(dataset, data_dir or None)
 
 
 def bake(preset: str = "smoke", folder: str | os.PathLike | None = None) -> Path:

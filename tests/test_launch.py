@@ -109,6 +109,26 @@ def test_write_synthetic_says_what_it_replaces(root, fake_writer, capsys):
     assert f"'smoke' set (3 subjects, about 310 MB) into {root / 'elsewhere'}\n" in capsys.readouterr().out
 
 
+def test_notebook_dataset_writes_the_synthetic_set_of_the_mode(root, fake_writer, capsys):
+    assert launch.notebook_dataset("synthetic", "", smoke=True) == paths.synthetic_dir()
+    assert launch.current_preset() == "smoke" and fake_writer[-1][1] == 3
+    assert launch.notebook_dataset("synthetic", None, smoke=True) == paths.synthetic_dir()  # kept: nothing new
+    assert len(fake_writer) == 2 and capsys.readouterr().out.count("writing the synthetic") == 1
+    assert launch.notebook_dataset("synthetic", "elsewhere", smoke=False) == root / "elsewhere"
+    assert launch.current_preset(root / "elsewhere") == "default"
+
+
+def test_notebook_dataset_reads_deap_where_it_is_and_writes_nothing(root, fake_writer, monkeypatch):
+    monkeypatch.delenv("KDLIB_DEAP_DIR", raising=False)
+    with pytest.raises(FileNotFoundError, match="no DEAP folder given"):
+        launch.notebook_dataset("deap", "", smoke=True)
+    (root / "deap").mkdir()
+    assert launch.notebook_dataset("deap", "deap", smoke=False) == root / "deap"
+    monkeypatch.setenv("KDLIB_DEAP_DIR", str(root / "deap"))
+    assert launch.notebook_dataset("deap", "", smoke=True) == root / "deap"
+    assert fake_writer == []
+
+
 # --- the Colab install cell -------------------------------------------------------------------
 
 def run_install_cell(monkeypatch, colab: bool):
@@ -210,9 +230,12 @@ def test_every_notebook_has_the_launch_cells(path, tmp_path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebooks_write_the_data_set_through_launch(path):
     code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    if "DATASET" in notebooks.notebook_parameters(path):  # 01-05: synthetic or DEAP, smoke or not
+        assert "launch.notebook_dataset(DATASET, DATA_DIR, SMOKE)" in code and "write_synthetic(" not in code, (
+            f"{path.name}: find the data set with launch.notebook_dataset(DATASET, DATA_DIR, SMOKE)")
     assert "synthetic.write_dataset(" not in code, (
-        f"{path.name}: write the synthetic set with launch.write_synthetic(DATA_DIR or None, SMOKE), which "
-        "says what it replaces (a set baked into Binder or Colab above all)")
+        f"{path.name}: find the data with launch.notebook_dataset(DATASET, DATA_DIR, SMOKE), which writes the "
+        "synthetic set through launch.write_synthetic: it says what it replaces (a set baked into Binder or Colab above all)")
 
 
 def test_add_launch_cells_inserts_and_updates(tmp_path):
