@@ -17,7 +17,9 @@ a cycle still leaves the cycle in the design). Resolution:
   are already running when ``a`` runs) and is not ``kdlib`` itself (which imports nothing).
 
 The rule: **the graph has no cycle**, i.e. no module imports (directly or through others) a
-module that imports it back. A package's ``__init__`` may re-export its submodules; a submodule
+module that imports it back. The same holds one level up, between *rooms* (each subpackage of
+kdlib, e.g. ``kdlib.data``, counted as one node, and each top-level module): rooms are layered
+one way, so ``data`` never imports from ``models`` if anything in ``models`` imports ``data``. A package's ``__init__`` may re-export its submodules; a submodule
 must then import its siblings by their own names (``from .losses import hinton_kd``), never its
 package (``from kdlib.distill import ...`` inside ``kdlib/distill/``), which would import its
 own ``__init__`` back. The failure message names every cycle with the file:line of each import.
@@ -214,6 +216,51 @@ def test_no_import_cycles():
     """No module in kdlib/ imports another that imports it back (directly or through others)."""
     cycles = import_cycles(import_graph())
     assert not cycles, "import cycles in kdlib/ (module -> imported module (file:line of the import)):\n" + "\n".join(cycles)
+
+
+def room_of(module: str) -> str:
+    """The room of a module: its subpackage of kdlib, or the top-level module itself."""
+    return ".".join(module.split(".")[:2])
+
+
+def room_graph(graph: nx.DiGraph) -> nx.DiGraph:
+    """``graph`` with every subpackage of kdlib (data, models, distill) merged into one node; each edge keeps
+    one module-level import behind it under ``"via"``."""
+    rooms = nx.DiGraph()
+    direct_first = sorted(graph.edges, key=lambda e: ("via" in graph.edges[e]["at"].how, e))
+    for src, dst in direct_first:
+        a, b = room_of(src), room_of(dst)
+        if a != b and not rooms.has_edge(a, b):
+            rooms.add_edge(a, b, via=(src, dst, graph.edges[src, dst]["at"]))
+    return rooms
+
+
+def test_rooms_import_one_way():
+    """The rooms (subpackages and top-level modules) are layered too: no room imports one that imports it
+    back, even when the modules involved differ (``data.a -> models.b`` and ``models.c -> data.d``)."""
+    modules = kdlib_modules()
+    rooms = room_graph(import_graph())
+    problems = []
+    for cycle in sorted(nx.simple_cycles(rooms), key=len):
+        steps = []
+        for a, b in zip(cycle, cycle[1:] + cycle[:1]):
+            src, dst, at = rooms.edges[a, b]["via"]
+            steps.append(f"{a} -> {b} ({src} imports {dst}, {modules[src].relative_to(ROOT)}:{at.line})")
+        problems.append("; ".join(steps))
+    assert not problems, "rooms of kdlib/ that import each other:\n" + "\n".join(problems)
+
+
+def test_room_graph_merges_subpackages():
+    graph = nx.DiGraph()
+    at = Import("x", 1, "top")
+    graph.add_edge("kdlib.data.a", "kdlib.models.b", at=at)
+    graph.add_edge("kdlib.models.c", "kdlib.data.d", at=at)
+    graph.add_edge("kdlib.models.c", "kdlib.models.b", at=at)
+    graph.add_edge("kdlib.train", "kdlib.data.a", at=at)
+    rooms = room_graph(graph)
+    assert sorted(rooms.edges) == [("kdlib.data", "kdlib.models"), ("kdlib.models", "kdlib.data"),
+                                   ("kdlib.train", "kdlib.data")]
+    assert list(nx.simple_cycles(rooms)) and not import_cycles(graph)  # a room cycle without a module cycle
 
 
 # --------------------------------------------------------------------------------------------- numpydoc
