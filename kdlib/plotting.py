@@ -297,7 +297,8 @@ def plot_gates(gates: dict, split: int | None = None, axes=None, names=("EEG", "
     Parameters
     ----------
     gates : dict of str -> ndarray (B, L, F)
-        Gates of a batch, e.g. ``FusionTeacher.last_gates()`` (``{"1-2": ..., "2-3": ...}``);
+        Gates of a batch, e.g. ``teacher.gate_maps(teacher(eeg=eeg, eog=eog))``
+        (:meth:`kdlib.models.FusionTeacher.gate_maps`: ``{"1-2": ..., "2-3": ...}``);
         each panel shows the mean over the ``B`` windows, features (rows) x tokens (columns).
     split : int, optional
         First feature of the second modality (``d_model`` for the teacher's concatenated

@@ -77,9 +77,9 @@ def export_student(model: nn.Module, example: torch.Tensor | None = None) -> tor
     Notes
     -----
     The eager model's checks (channel count, window length) run once, while exporting, for the
-    example's shape; the program refuses other shapes. The student's gates are not recorded
-    for plotting while exporting (:meth:`~kdlib.models.DepthGating.last_gates` keeps those of the
-    last eager call).
+    example's shape; the program refuses other shapes. The program returns the logits only: for
+    the student's gates (plots), call the eager model and read them from its output
+    (:meth:`~kdlib.models.EOGStudent.gate_maps`).
     """
     wrapped = LogitsOnly(model).eval()
     if example is None:
