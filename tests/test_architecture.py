@@ -19,7 +19,9 @@ a cycle still leaves the cycle in the design). Resolution:
 The rule: **the graph has no cycle**, i.e. no module imports (directly or through others) a
 module that imports it back. The same holds one level up, between *rooms* (each subpackage of
 kdlib, e.g. ``kdlib.data``, counted as one node, and each top-level module): rooms are layered
-one way, so ``data`` never imports from ``models`` if anything in ``models`` imports ``data``. A package's ``__init__`` may re-export its submodules; a submodule
+one way, so ``data`` never imports from ``models`` if anything in ``models`` imports ``data``; and
+ARCHITECTURE.md's drawing of that layering (``cli > report, sweep > ...``) names every room and
+allows every import between rooms that the code makes. A package's ``__init__`` may re-export its submodules; a submodule
 must then import its siblings by their own names (``from .losses import hinton_kd``), never its
 package (``from kdlib.distill import ...`` inside ``kdlib/distill/``), which would import its
 own ``__init__`` back. The failure message names every cycle with the file:line of each import.
@@ -248,6 +250,34 @@ def test_rooms_import_one_way():
             steps.append(f"{a} -> {b} ({src} imports {dst}, {modules[src].relative_to(ROOT)}:{at.line})")
         problems.append("; ".join(steps))
     assert not problems, "rooms of kdlib/ that import each other:\n" + "\n".join(problems)
+
+
+def documented_layers(text: str) -> list[list[str]]:
+    """The room layering ARCHITECTURE.md draws, left (imports) to right (imported): the indented
+    lines made of ``a, b > c > ...`` groups (a line may continue the previous one with ``> ...``)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.startswith("    ") and " > " in ln]
+    groups = " ".join(lines).split(">")
+    return [[f"kdlib.{name.strip()}" for name in group.split(",") if name.strip()] for group in groups]
+
+
+def test_architecture_md_draws_the_layers_of_the_import_graph():
+    """ARCHITECTURE.md's layering names every room once, and every import between rooms points to the right."""
+    layers = documented_layers((ROOT / "ARCHITECTURE.md").read_text())
+    level = {room: i for i, group in enumerate(layers) for room in group}
+    rooms = room_graph(import_graph())
+    actual = set(rooms) - {"kdlib", "kdlib.__main__"}  # the package itself and ``python -m kdlib``
+    assert sum(map(len, layers)) == len(level), f"a room drawn twice in ARCHITECTURE.md: {layers}"
+    assert set(level) == actual, (f"ARCHITECTURE.md's layers lack {sorted(actual - set(level))} "
+                                  f"and name rooms that do not exist: {sorted(set(level) - actual)}")
+    wrong = [f"{a} imports {b} ({rooms.edges[a, b]['via'][0]} -> {rooms.edges[a, b]['via'][1]})"
+             for a, b in rooms.edges if a in level and b in level and level[a] >= level[b]]
+    assert not wrong, "imports that ARCHITECTURE.md's layers do not allow:\n" + "\n".join(sorted(wrong))
+
+
+def test_documented_layers_are_read_from_the_indented_block():
+    text = "Intro with a > sign.\n\n    cli > report, sweep > evaluate\n        > data, io\n\nAfter."
+    assert documented_layers(text) == [["kdlib.cli"], ["kdlib.report", "kdlib.sweep"], ["kdlib.evaluate"],
+                                       ["kdlib.data", "kdlib.io"]]
 
 
 def test_room_graph_merges_subpackages():
