@@ -113,6 +113,16 @@ def plot_ratings(ratings, threshold: float = 5.0, names=("valence", "arousal"), 
     ----------
     ratings : pandas.DataFrame
         One row per trial with columns ``names`` (e.g. ``WindowSet.trial_table()``).
+    threshold : float
+        Where the binarisation cuts (a dashed line; :func:`kdlib.data.windows.binarize`).
+    names : sequence of str
+        The rating columns to draw, one translucent histogram each (bins of 0.25 over 1-9).
+    ax : matplotlib Axes, optional
+        Where to draw (default: a new figure).
+
+    Returns
+    -------
+    matplotlib Axes
     """
     ax = _ax(ax)
     bins = np.linspace(1, 9, 33)
@@ -474,8 +484,16 @@ def plot_confusion(counts, title: str = "", ax=None):
 
     Parameters
     ----------
-    counts : array-like, shape (2, 2)
+    counts : array-like of int, shape (2, 2)
         ``[[tn, fp], [fn, tp]]``.
+    title : str
+        Axes title.
+    ax : matplotlib Axes, optional
+        Where to draw (default: a new 3 x 2.8 in figure).
+
+    Returns
+    -------
+    matplotlib Axes
     """
     ax = _ax(ax, figsize=(3, 2.8))
     counts = np.asarray(counts)

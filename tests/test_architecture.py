@@ -370,6 +370,76 @@ class _Hidden:
         "m.py:11 undocumented", "m.py:21 Model.forward", "m.py:28 Model.pair"]
 
 
+def documented_parameters(doc: str) -> set[str]:
+    """The names a numpydoc docstring's Parameters section lists (``a, b : int`` names two; ``*args`` is ``args``)."""
+    lines = doc.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.strip() == "Parameters" and set(lines[i + 1].strip()) == {"-"}:
+            break
+    else:
+        return set()
+    names = set()
+    body = lines[i + 2:]
+    for k, line in enumerate(body):
+        if k + 1 < len(body) and body[k + 1].strip() and set(body[k + 1].strip()) == {"-"}:
+            break  # the next section's title
+        if line and not line[0].isspace():
+            names |= {n.strip().lstrip("*") for n in line.split(" : ")[0].split(",") if n.strip()}
+    return names
+
+
+def _signature(fn: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool) -> list[str]:
+    args = fn.args
+    names = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
+    static = any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in fn.decorator_list)
+    if is_method and not static and names and names[0] in ("self", "cls"):
+        names = names[1:]
+    return names + [a.arg for a in (args.vararg, args.kwarg) if a is not None]
+
+
+def incomplete_parameters_sections(paths) -> list[str]:
+    """``file:line name: ...`` of every public function whose Parameters section leaves out a parameter or
+    names one the signature does not have."""
+    problems = []
+    for path in paths:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for name, fn, is_method in _public_functions(tree):
+            documented = documented_parameters(ast.get_docstring(fn) or "")
+            if not documented:
+                continue  # no section: test_public_functions_have_parameters_sections decides if one is due
+            signature = _signature(fn, is_method)
+            missing = [n for n in signature if n not in documented]
+            unknown = sorted(documented - set(signature))
+            if missing or unknown:
+                problems.append(f"{path.relative_to(ROOT)}:{fn.lineno} {name}: not described {missing}"
+                                + (f", not a parameter {unknown}" if unknown else ""))
+    return problems
+
+
+def test_documented_parameters_are_read_like_numpydoc():
+    doc = """Add.
+
+Parameters
+----------
+a, b : int
+    The terms.
+    indented: not a name
+*args
+scale : float, optional
+
+Returns
+-------
+c : int
+"""
+    assert documented_parameters(doc) == {"a", "b", "args", "scale"}
+    assert documented_parameters("No section.") == set()
+
+
+def test_parameters_sections_name_every_parameter():
+    problems = incomplete_parameters_sections(sorted(PACKAGE.rglob("*.py")))
+    assert not problems, "Parameters sections that do not match the signature:\n" + "\n".join(problems)
+
+
 def test_public_functions_have_parameters_sections():
     missing = missing_parameters_sections(sorted(PACKAGE.rglob("*.py")))
     assert not missing, (f"{len(missing)} public functions with two or more parameters lack a numpydoc "
