@@ -29,7 +29,10 @@ own ``__init__`` back. The failure message names every cycle with the file:line 
 **Parameters sections.** Every public function and method (its name, and its class's name, do
 not start with ``_``; nested functions are not API) that takes two or more parameters besides
 ``self``/``cls`` (``*args``/``**kwargs`` count) has a numpydoc ``Parameters`` section in its
-docstring. The failure lists them as ``file:line name``.
+docstring, and every Parameters section names each parameter of its signature and no other
+(``a, b : int`` names two). The failures list them as ``file:line name``.
+
+The graph algorithms are networkx's (installed with torch, which requires it).
 """
 
 from __future__ import annotations
