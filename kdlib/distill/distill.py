@@ -21,7 +21,7 @@ How :func:`distill` runs, per fold::
     teacher.eval(); no gradient; targets = teacher(train windows)    # once: logits, fused
     student = EOGStudent (+ teacher's EOG branch if init_from_teacher) + FeatureAdapter
     kdlib.train.fit(student+adapter, train, val, loss_fn=student_loss on targets[batch.index])
-                                                                      # fit's optimiser step, its epochs
+                                              # fit owns the epochs, the optimiser step, early stopping
 
 The teacher is frozen and in eval mode, so its outputs for a training window never change: they
 are computed once per fold and looked up by ``Batch.index`` (for a DEAP subject, the fused
@@ -60,7 +60,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from kdlib.batched import Ensemble, fit_batched, stack_windows
+from kdlib import batched
 from kdlib.data.windows import WindowSet
 from kdlib.models import EOGStudent, FeatureAdapter
 from kdlib.repro import choose_device, seed_everything
@@ -69,9 +69,9 @@ from kdlib.train import (Batch, FitResult, TrainConfig, ce_weights, fit, infer, 
                          to_tensors)
 
 from .cka import linear_cka
-from .config import PRESETS, SCRATCH, V1, V2, V3, DistillConfig  # noqa: F401  (kdlib.distill.distill.PRESETS)
+from .config import PRESETS, SCRATCH, V1, V2, V3, DistillConfig  # noqa: F401  (also importable from here)
 from .losses import loss_shares, student_loss, student_loss_terms
-from .targets import TeacherTargets, frozen, teacher_targets  # noqa: F401  (their home before the split)
+from .targets import TeacherTargets, frozen, teacher_targets
 
 __all__ = ["StudentWithAdapter", "build_student", "DistillResult", "ce_weight", "teaching_step", "distill",
            "distill_batched"]
@@ -448,7 +448,7 @@ def distill_batched(teachers: list[nn.Module] | None, trains: list[WindowSet], v
             t.to(device)
         targets = _stack_targets(teachers, trains, train_config.eval_batch_size, device)
         aux = {"t_logits": targets.logits, "t_fused": targets.fused}  # (K, N, C), (K, N, L, 2d)
-        probe = stack_windows(probes, None, ("eog",), device)
+        probe = batched.stack_windows(probes, None, ("eog",), device)
         probe_fused = _stack_targets(teachers, probes, train_config.eval_batch_size, device).fused
     models = []
     for k in range(len(trains)):
@@ -463,7 +463,8 @@ def distill_batched(teachers: list[nn.Module] | None, trains: list[WindowSet], v
         loss, parts = student_loss_terms(out, t, batch.y, m.adapter, config, a.get("weight"), vmap_safe=True)
         return loss, out.logits, parts
 
-    fits = fit_batched(models, trains, vals, task, train_config, loss_fn=loss_fn, aux=aux, on_epoch_end=log)
+    fits = batched.fit_batched(models, trains, vals, task, train_config, loss_fn=loss_fn, aux=aux,
+                               on_epoch_end=log)
     seconds = (time.perf_counter() - t0) / len(trains)
     return [DistillResult(student=m.student, adapter=m.adapter, history=f.history, best_epoch=f.best_epoch,
                           cka_init=c, config=config, train_config=train_config, fit=f, seconds=seconds)
@@ -472,4 +473,4 @@ def distill_batched(teachers: list[nn.Module] | None, trains: list[WindowSet], v
 
 def _cka_init(models, log: _BatchedEpochLog, device) -> list[float]:
     """Each untrained student's CKA (epoch 0), through the same stacked path as the epochs'."""
-    return log.cka(Ensemble(models, device), list(range(len(models))))
+    return log.cka(batched.Ensemble(models, device), list(range(len(models))))
