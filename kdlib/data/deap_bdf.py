@@ -84,6 +84,12 @@ def decode_status(status: np.ndarray, mask: int = STATUS_MASK) -> np.ndarray:
     ----------
     status : ndarray, shape (n_times,)
         Status values as MNE reads them (integers stored as floats; may have high bits set).
+    mask : int
+        Bits that hold the trigger code (default :data:`STATUS_MASK`, the low 8 bits).
+
+    Returns
+    -------
+    ndarray, shape (n_times,), int64
     """
     return np.asarray(status).astype(np.int64) & mask
 

@@ -40,6 +40,16 @@ def recording_from_raw(raw, subject: str, onsets_s, duration_s: float, ratings,
         Default ``1..n_trials``.
     baseline_s : float
         Seconds before each onset kept as the pre-trial baseline.
+    eeg_picks, eog_picks : list of str, optional
+        The EEG and the EOG channels by name, in this order (default: every channel of MNE type
+        ``eeg``, resp. ``eog``, in the recording's order).
+    rating_names : tuple of str
+        What the columns of ``ratings`` are (default :data:`~kdlib.data.recording.RATING_NAMES`).
+
+    Returns
+    -------
+    Recording
+        Trials (baseline first) in microvolts at the recording's rate.
 
     Raises
     ------

@@ -209,6 +209,16 @@ def filter_eog(eog: np.ndarray, fs: float, band: tuple[float, float], order: int
     Parameters
     ----------
     eog : ndarray, shape (n_trials, n_eog, n_samples)
+    fs : float
+        Sampling rate, Hz.
+    band : (float, float)
+        Pass band, Hz.
+    order : int
+        Butterworth order (applied forward and backward: twice the attenuation, no phase shift).
+
+    Returns
+    -------
+    ndarray, shape (n_trials, n_eog, n_samples), float32
     """
     import mne
 
@@ -234,6 +244,13 @@ def baseline_correct(x: np.ndarray, n_baseline: int) -> np.ndarray:
     Parameters
     ----------
     x : ndarray, shape (n_trials, n_channels, n_samples)
+    n_baseline : int
+        Samples of pre-trial baseline at the start of each trial (0 or less: ``x`` is returned
+        unchanged).
+
+    Returns
+    -------
+    ndarray, shape (n_trials, n_channels, n_samples)
     """
     if n_baseline <= 0:
         return x
