@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .data import DATASETS
 from .data.synthetic import PRESETS as SYNTH_PRESETS
 from .registry import BASELINES, DEFAULT_PROTOCOL, METHODS, PROTOCOLS, STUDENTS
 
@@ -216,7 +217,7 @@ PREP_ARGS = (  # how windows are made: shared by prepare and reproduce
 
 @command(
     "prepare", "prepare (and cache) the windows of a data set; print a summary and the class balance",
-    arg("--dataset", choices=("synthetic", "deap", "custom"), default="synthetic",
+    arg("--dataset", choices=DATASETS, default="synthetic",
         help="which data: the synthetic set, a DEAP copy, or your own recordings (default: synthetic)"),
     arg("--data-dir", default=None,
         help="folder of sNN.dat/sNN.mat files (synthetic: default data/synthetic; deap: default $KDLIB_DEAP_DIR)"),
@@ -262,7 +263,7 @@ def _validate_manifest(args: argparse.Namespace, extra: list[str]) -> int:
 
 @command(
     "reproduce", "run the evaluation protocol (teacher retrained in every fold, all methods); resumable",
-    arg("--dataset", choices=("synthetic", "deap", "custom"), default="synthetic",
+    arg("--dataset", choices=DATASETS, default="synthetic",
         help="which data: the synthetic set, a DEAP copy, or your own recordings (default: synthetic)"),
     arg("--data-dir", default="", help="folder of sNN.dat/sNN.mat files (deap: default $KDLIB_DEAP_DIR)"),
     arg("--manifest", default="", help="manifest file (YAML or TOML) of a custom data set"),
