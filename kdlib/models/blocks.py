@@ -57,6 +57,7 @@ class Tokenizer(nn.Module):
         return (n_samples - self.kernel) // self.stride + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Windows ``(B, n_channels, T)`` -> tokens ``(B, L, d_model)``; another channel count raises."""
         if x.ndim != 3 or x.shape[1] != self.n_channels:
             raise ValueError(f"expected (B, {self.n_channels}, T), got {tuple(x.shape)}")
         x = x.unsqueeze(1)  # (B, 1, C, T)
@@ -83,6 +84,7 @@ class SelfAttention(nn.Module):
         self.proj_drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens ``(B, L, d)`` -> attended tokens ``(B, L, d)`` (every token attends to every token)."""
         B, L, d = x.shape
         h = self.n_heads
         q, k, v = self.qkv(x).split(d, dim=2)  # 3 x (B, L, d)
@@ -107,6 +109,7 @@ class Block(nn.Module):
                                  nn.Linear(mlp_ratio * d_model, d_model), nn.Dropout(dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens ``(B, L, d)`` -> tokens ``(B, L, d)``."""
         x = x + self.attn(self.ln1(x))  # (B, L, d)
         return x + self.mlp(self.ln2(x))  # (B, L, d)
 
@@ -139,6 +142,8 @@ class Encoder(nn.Module):
                                     for _ in range(n_layers))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Tokens ``(B, L, d)`` -> every block's output, ``n_layers`` x ``(B, L, d)``; ``L`` above
+        ``n_tokens`` raises."""
         L = x.shape[1]
         if L > self.pos.shape[1]:
             raise ValueError(f"{L} tokens but the position embedding covers {self.pos.shape[1]}: "
@@ -171,6 +176,7 @@ class ClassifierHead(nn.Module):
         self.fc = nn.Linear(width, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features ``(B, width)`` -> logits ``(B, n_classes)``."""
         return self.fc(self.drop(self.norm(x)))  # (B, n_classes)
 
 
@@ -194,4 +200,5 @@ class Branch(nn.Module):
                                c.attn_dropout)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Windows ``(B, C, T)`` -> the encoder's depths, ``n_layers`` x ``(B, L, d)``."""
         return self.encoder(self.tokenizer(x))  # (B, C, T) -> (B, L, d) -> n_layers x (B, L, d)

@@ -52,6 +52,7 @@ class LogitsOnly(nn.Module):
         self.model = model
 
     def forward(self, eog: torch.Tensor) -> torch.Tensor:
+        """EOG windows ``(B, n_eog, T)`` -> the wrapped model's logits ``(B, n_classes)``."""
         return self.model(eog=eog).logits  # (B, n_eog, T) -> (B, n_classes)
 
 
