@@ -216,6 +216,7 @@ class ProtocolConfig:
             raise ValueError("v3 needs quiz trials for its feedback batches: quiz_size must be > 0")
 
     def to_dict(self) -> dict:
+        """The fields as JSON-ready plain data (tuples become lists), as ``config.json`` records them."""
         return json.loads(json.dumps(asdict(self)))
 
 
@@ -230,6 +231,7 @@ class Unit:
 
     @property
     def key(self) -> str:
+        """``valence__s01__fold0__seed0``: the unit's name in file names and checkpoint folders."""
         return f"{self.task}__{self.subject}__fold{self.fold}__seed{self.seed}"
 
 
