@@ -1,7 +1,7 @@
 """How hard is the synthetic data set? Band-power + logistic-regression accuracies per modality.
 
-The numbers quoted in the "How hard is it?" section of :mod:`kdlib.data.synthetic` come from
-this script. Per subject: 4 s windows after the 3 s baseline (15 per trial), log band powers,
+The numbers summarised in the "How hard is it?" section of :mod:`kdlib.data.synthetic` come from
+this script (recorded in ``benchmarks/results/calibrate_synthetic.md``). Per subject: 4 s windows after the 3 s baseline (15 per trial), log band powers,
 a standardised L2 logistic regression (scikit-learn defaults), 5-fold cross-validation grouped
 by trial (no trial in both sides), labels "rating > 5". Window accuracy and trial accuracy (the
 mean of a trial's window probabilities) are averaged over the folds, then over subjects; the
