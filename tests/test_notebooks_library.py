@@ -93,3 +93,10 @@ def test_folds_are_scaled_by_fold_windows(path):
     """Notebook 01 teaches ChannelScaler; after it, a fold's sides come from fold_windows (what the protocol uses)."""
     code = "\n".join(source for _, source in code_cells(path))
     assert "ChannelScaler.fit(" not in code, f"{path.name}: scale a fold with kdlib.data.splits.fold_windows(ws, fold)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_take_gates_from_the_forward_output(path):
+    """Gates come from what forward returned (``model.gate_maps(out)``), not from state kept on the module."""
+    code = "\n".join(source for _, source in code_cells(path))
+    assert ".last_gates(" not in code, f"{path.name}: use model.gate_maps(out) on the forward pass's output"
