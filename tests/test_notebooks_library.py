@@ -51,12 +51,7 @@ def assigned_names(source):
     return visitor.names
 
 
-# notebook 07 (another room) still reassigns SWEEP_DIR in cell nb07-02; strict: the mark must go once it is fixed
-_07_OPEN = pytest.mark.xfail(strict=True, reason="07 reassigns its SWEEP_DIR parameter (cell nb07-02)")
-
-
-@pytest.mark.parametrize("path", [pytest.param(p, marks=_07_OPEN) if p.name.startswith("07_") else p for p in NOTEBOOKS],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_cell_overwrites_a_parameter(path):
     """A derived value gets a name of its own: a parameter keeps what papermill (or the reader) set."""
     params = set(notebooks.notebook_parameters(path))
