@@ -282,7 +282,7 @@ def test_torch_range_admits(version):
 
 def test_torch_range_has_a_lower_bound():
     spec = torch_requirement().specifier
-    assert not spec.contains(TOO_OLD_TORCH), f"torch {spec}: kdlib needs torch.compiler.is_exporting (2.6)"
+    assert not spec.contains(TOO_OLD_TORCH), f"torch {spec}: kdlib's lower bound is 2.6"
 
 
 def test_constraints_pin_every_dependency():

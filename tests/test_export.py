@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -56,6 +57,9 @@ def test_refuses_models_that_read_eeg():
 
 def test_gates_of_eager_calls_survive_export():
     student = EOGStudent(CONFIG).eval()
-    student(eog=windows(3))
+    eog = windows(3)
+    before = student.gate_maps(student(eog=eog))
     export_student(student)
-    assert student.last_gates()["1-2"].shape == (3, CONFIG.n_tokens, CONFIG.d_model)
+    after = student.gate_maps(student(eog=eog))  # the eager module is unchanged by the export
+    assert after["1-2"].shape == (3, CONFIG.n_tokens, CONFIG.d_model)
+    np.testing.assert_array_equal(after["1-2"], before["1-2"])

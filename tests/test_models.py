@@ -141,7 +141,7 @@ def test_gates_are_exposed_for_plotting():
     c = small(1)
     m = FusionTeacher(c)
     out = m(**example_inputs(m, batch=3))
-    gates = m.last_gates()
+    gates = m.gate_maps(out)
     assert list(gates) == ["1-2"]  # SMOKE has 2 depths: one adjacent pair
     g = gates["1-2"]
     assert isinstance(g, np.ndarray) and g.shape == (3, TOKENS[1], 2 * c.d_model)
@@ -158,7 +158,7 @@ def test_depth_gating_reusable_on_one_modality():
     out = gating(depths)
     assert out.fused.shape == (4, TOKENS[2], c.d_model) and len(out.gates) == 2
     torch.testing.assert_close(out.fused, depths[-1] + out.gates[0] * depths[1] + out.gates[1] * depths[2])
-    assert set(gating.last_gates()) == {"1-2", "2-3"}
+    assert set(gating.gate_maps(out.gates)) == {"1-2", "2-3"}
     custom = DepthGating(c.d_model, c.n_layers, pairs=[(1, 3)])
     assert custom(depths).gates[0].shape == (4, TOKENS[2], c.d_model)
 

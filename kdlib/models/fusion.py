@@ -127,8 +127,8 @@ class DepthGating(nn.Module):
     Notes
     -----
     The gates are part of the output (``GatingOutput.gates``); :meth:`gate_maps` turns them into
-    named arrays for plotting. :meth:`last_gates` (the gates of the last call, kept on the
-    module) is the older way, kept for callers that have not moved to ``gate_maps``.
+    named arrays for plotting. Nothing is kept on the module between calls, so a forward pass
+    traces and exports as it runs.
     """
 
     def __init__(self, width: int, n_depths: int, hidden: int = 64,
@@ -140,7 +140,6 @@ class DepthGating(nn.Module):
                 raise ValueError(f"pair {(i, j)} outside depths 1..{n_depths}")
         self.width, self.n_depths = width, n_depths
         self.scores = nn.ModuleList(ScoreNet(width, hidden) for _ in self.pairs)
-        self._last: dict[str, torch.Tensor] = {}
 
     def forward(self, depths: Sequence[torch.Tensor]) -> GatingOutput:
         if len(depths) != self.n_depths:
@@ -151,21 +150,12 @@ class DepthGating(nn.Module):
             g = score(depths[i - 1])  # (B, L, F), scored from depth i
             interactive = interactive + g * depths[j - 1]  # (B, L, F), gates depth j
             gates.append(g)
-        if not torch.compiler.is_exporting():  # kept for plots; torch.export would need buffers
-            self._last = {f"{i}-{j}": g.detach() for (i, j), g in zip(self.pairs, gates)}
         return GatingOutput(depths[-1] + interactive, interactive, tuple(gates))  # (B, L, F) ...
 
     def gate_maps(self, gates: Sequence[torch.Tensor]) -> dict[str, np.ndarray]:
         """``output.gates`` of a forward pass as ``{"1-2": (B, L, F) array, ...}`` (:func:`gate_maps`)."""
         return gate_maps(gates, self.pairs)
 
-    def last_gates(self) -> dict[str, np.ndarray]:
-        """The gates of the last forward pass: ``{"1-2": (B, L, F) array, "2-3": ...}``.
-
-        Ready for ``plt.imshow(gates["1-2"].mean(0).T)`` (features x tokens). Prefer
-        :meth:`gate_maps` on the forward pass's own output, which keeps no state.
-        """
-        return {k: v.float().cpu().numpy() for k, v in self._last.items()}
 
 
 class FusionOutput(NamedTuple):
@@ -237,8 +227,3 @@ class ModalFusion(nn.Module):
         dict of str -> ndarray (B, L, 2d)
         """
         return self.gating.gate_maps(out.gates)
-
-    def last_gates(self) -> dict[str, np.ndarray]:
-        """Gates of the last forward pass (see :meth:`DepthGating.last_gates`); features
-        ``0..d-1`` belong to the EEG half, ``d..2d-1`` to the EOG half."""
-        return self.gating.last_gates()

@@ -149,11 +149,6 @@ class EOGStudent(nn.Module):
         """
         return self.gating.gate_maps(out.gates)
 
-    def last_gates(self):
-        """Gates of the last forward pass, ``{"1-2": (B, L, d) array, ...}`` (for plotting);
-        prefer :meth:`gate_maps` on the output."""
-        return self.gating.last_gates()
-
 
 class FeatureAdapter(nn.Module):
     """Makes the student's ``(B, L, d)`` feature comparable with the teacher's ``(B, L, 2d)``.

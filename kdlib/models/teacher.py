@@ -133,11 +133,6 @@ class FusionTeacher(_TwoBranchTeacher):
         """
         return self.fusion.gating.gate_maps(out.gates)
 
-    def last_gates(self):
-        """Gates of the last forward pass, ``{"1-2": (B, L, 2d) array, ...}`` (for plotting);
-        prefer :meth:`gate_maps` on the output."""
-        return self.fusion.last_gates()
-
 
 class LateFusionTeacher(_TwoBranchTeacher):
     """Baseline teacher without interaction: both branches, last depths concatenated, pooled.
