@@ -291,7 +291,7 @@ FULL_CENTRE = replace(synthetic.DEFAULT, n_subjects=4, valence_alpha_asymmetry=1
 #: ``smoke``: CI and the notebook's smoke mode (2 subjects x 20 trials, 2 folds, 1 seed, 1 epoch, 4 points,
 #: about a minute on 2 cores; its numbers mean nothing). ``full``: the recorded experiment
 #: (``benchmarks/results/sweep_distill/``): :data:`FULL_CENTRE`, each knob through 3 values one at a time
-#: (7 points), 3 folds, 1 seed, the small models for at most 10 epochs; measured time per point and in
+#: (7 points), 3 folds, 3 seeds, the small models for at most 10 epochs; measured time per point and in
 #: total: see that folder's README (``tests/test_sweep.py`` checks that the record matches this grid).
 SWEEP_PRESETS: dict[str, SweepGrid] = {
     "smoke": SweepGrid(
@@ -301,7 +301,7 @@ SWEEP_PRESETS: dict[str, SweepGrid] = {
     "full": SweepGrid(
         synth=FULL_CENTRE,
         knobs=(("rating_noise_sd", (0.25, 1.0, 2.5)), ("eeg_to_eog", (0.0, 0.5, 2.0)), ("n_trials", (16, 28, 40))),
-        protocol=_protocol(n_folds=3, seeds=(0,), epochs=10)),
+        protocol=_protocol(n_folds=3, seeds=(0, 1, 2), epochs=10)),
 }
 
 
