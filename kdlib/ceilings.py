@@ -51,7 +51,7 @@ import pandas as pd
 
 from . import stats
 from .data.synthetic import CONFIG_FILE, GROUND_TRUTH_FILE
-from .data.windows import WindowSet, binarize, concat_windows
+from .data.windows import WindowSet, binarize, concat_windows, majority_class
 from .evaluate import DataSpec, ProtocolConfig, Unit, _fold_of, plan_units, shuffle_trial_labels
 
 __all__ = ["NoGroundTruth", "GroundTruthError", "CEILINGS", "MODALITY_PREFIXES", "has_ground_truth",
@@ -331,7 +331,7 @@ def _unit_row(ws: WindowSet, truth: pd.DataFrame, unit: Unit, config: ProtocolCo
         trials = _trials_of(mine, idx)
         sides[name] = (trials.merge(truth, on=["subject", "trial_1"], how="left"), y[trials["window"]])
     (tr, y_tr), (te, y_te) = sides["train"], sides["test"]
-    majority = int(y[fold.train].mean() >= 0.5)  # as the results: the teaching windows' majority
+    majority = majority_class(y[fold.train])  # as the results: the teaching windows' majority
     row = dict(task=unit.task, subject=unit.subject, fold=unit.fold, seed=unit.seed, n_test_trials=len(te),
                majority_trial=float(np.mean(y_te == majority)))
     row["label_ceiling"] = np.nan if config.shuffle_labels else label_ceiling(

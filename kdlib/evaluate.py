@@ -47,7 +47,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from . import paths
 from .data.splits import (Fold, check_no_trial_leakage, fold_windows, leaky_window_split, leave_one_subject_out,
                           trial_kfold)
-from .data.windows import TASKS, PrepConfig, WindowSet, concat_windows
+from .data.windows import TASKS, PrepConfig, WindowSet, concat_windows, majority_class
 from .io import atomic_write
 from .registry import BASELINE_METHODS, METHODS, PROTOCOLS, STUDENT_METHODS
 
@@ -484,7 +484,7 @@ class _UnitData:
     def row(self, method: str, prob: np.ndarray, seconds: float, extra: dict) -> dict:
         """The results row of ``method`` from its test probabilities ``(N, 2)``."""
         u = self.unit
-        majority = int(self.train.labels(u.task).mean() >= 0.5)
+        majority = majority_class(self.train.labels(u.task))
         sizes = dict(n_teach_trials=len(np.unique(self.train.groups)), n_quiz_trials=len(np.unique(self.quiz.groups)),
                      n_val_trials=len(np.unique(self.val.groups)))
         return dict(task=u.task, subject=u.subject, fold=u.fold, seed=u.seed, method=method,
@@ -503,7 +503,7 @@ def _train_method(method, train, val, test, task, model_cfg, train_cfg, teacher,
     from .train import fit, predict
 
     if method == "majority":
-        majority = int(train.labels(task).mean() >= 0.5)
+        majority = majority_class(train.labels(task))
         return np.eye(2)[np.full(len(test), majority)], {}, None
     if method in BASELINE_METHODS:
         seed_everything(train_cfg.seed)  # identical initial weights for a given seed

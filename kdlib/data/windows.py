@@ -43,7 +43,9 @@ __all__ = [
     "make_windows",
     "concat_windows",
     "class_balance",
+    "majority_class",
     "majority_accuracy",
+    "majority_f1",
     "ChannelScaler",
 ]
 
@@ -340,6 +342,24 @@ def concat_windows(parts: list[WindowSet]) -> WindowSet:
 
 # --- labels --------------------------------------------------------------------------------
 
+def majority_class(y_train: np.ndarray) -> int:
+    """The majority class of 0/1 labels, ties to class 1: what the majority-class floor predicts.
+
+    Parameters
+    ----------
+    y_train : ndarray of int
+        0/1 labels (the training labels: the floor never sees the test labels).
+
+    Returns
+    -------
+    int
+    """
+    y_train = np.asarray(y_train)
+    if len(y_train) == 0:
+        raise ValueError("majority_class: empty labels")
+    return int(y_train.mean() >= 0.5)
+
+
 def majority_accuracy(y_train: np.ndarray, y_test: np.ndarray | None = None) -> float:
     """Accuracy of always predicting the majority class of ``y_train`` (on ``y_test``, or on
     ``y_train`` itself). Ties go to class 1. The floor every result must beat.
@@ -359,8 +379,29 @@ def majority_accuracy(y_train: np.ndarray, y_test: np.ndarray | None = None) -> 
     y_test = y_train if y_test is None else np.asarray(y_test)
     if len(y_train) == 0 or len(y_test) == 0:
         raise ValueError("majority_accuracy: empty labels")
-    majority = int(y_train.mean() >= 0.5)
-    return float((y_test == majority).mean())
+    return float((y_test == majority_class(y_train)).mean())
+
+
+def majority_f1(y_train: np.ndarray, y_test: np.ndarray | None = None) -> float:
+    """Macro F1 of always predicting the majority class of ``y_train`` (on ``y_test``, or on
+    ``y_train`` itself): the floor of a macro F1, at most 1/2 (the other class scores 0).
+
+    Parameters
+    ----------
+    y_train : ndarray of int
+        0/1 labels the majority is taken from (ties go to class 1).
+    y_test : ndarray of int, optional
+        0/1 labels it is scored on (default ``y_train``).
+
+    Returns
+    -------
+    float
+    """
+    from sklearn.metrics import f1_score
+
+    y_test = np.asarray(y_train if y_test is None else y_test)
+    guess = np.full_like(y_test, majority_class(y_train))
+    return float(f1_score(y_test, guess, average="macro", labels=[0, 1], zero_division=0))
 
 
 def class_balance(ws: WindowSet):
