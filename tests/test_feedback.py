@@ -15,7 +15,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train import MODEL, QUICK, planted, states_equal  # noqa: E402  (the same tiny planted fold)
 
-from kdlib.distill import (PRESETS, V2, V3, DistillConfig, FeedbackConfig, branch_outputs,  # noqa: E402
+from kdlib.distill import (PRESETS, V2, V3, DistillConfig, FeedbackConfig, GuidanceConfig, branch_outputs,  # noqa: E402
                            build_student, distill, feedback_batch, feedback_parameters, feedback_step,
                            lookahead_params, meta_objective, metric_guidance, student_loss, teacher_outputs)
 from kdlib.distill import feedback as fbmod  # noqa: E402
@@ -247,7 +247,7 @@ def test_real_feedback_moves_the_teacher_and_logs_it(dropout_fold):
 # --- the metric-driven variant -----------------------------------------------------------------------
 
 def test_metric_guidance_moves_alpha_and_t_with_the_gap():
-    fb = FeedbackConfig(alpha_gain=2.0, temperature_gain=1.0, scale_range=(0.5, 1.5))
+    fb = GuidanceConfig(alpha_gain=2.0, temperature_gain=1.0, scale_range=(0.5, 1.5))
     assert metric_guidance(0.5, 2.0, 0.7, 0.7, fb) == (0.5, 2.0)
     a_up, t_up = metric_guidance(0.5, 2.0, 0.8, 0.7, fb)  # teacher ahead: more and softer guidance
     a_dn, t_dn = metric_guidance(0.5, 2.0, 0.6, 0.7, fb)  # student ahead: less and sharper guidance
@@ -265,11 +265,11 @@ def test_metric_variant_keeps_the_teacher_and_follows_the_gap(fold):
     h = res.history
     assert h["alpha"].iloc[0] == V3.alpha and h["temperature"].iloc[0] == V3.temperature
     run_t = run_s = None
-    m = config.feedback_config.momentum
+    m = config.guidance_config.momentum
     for i in range(len(h) - 1):  # the guidance of epoch i + 1 follows the running gap after epoch i
         ema = lambda r, x: x if r is None else m * r + (1 - m) * x  # noqa: E731
         run_t, run_s = ema(run_t, h["teacher_val_acc"].iloc[i]), ema(run_s, h["val_acc"].iloc[i])
-        a, t = metric_guidance(V3.alpha, V3.temperature, run_t, run_s, config.feedback_config)
+        a, t = metric_guidance(V3.alpha, V3.temperature, run_t, run_s, config.guidance_config)
         assert h["alpha"].iloc[i + 1] == pytest.approx(a) and h["temperature"].iloc[i + 1] == pytest.approx(t)
 
 
@@ -392,3 +392,20 @@ def test_scope_fusion_needs_a_teacher_with_branches(fold):
 
     with pytest.raises(ValueError, match="teacher_scope"):
         distill(Plain(), tr, va, "valence", V3, TRAIN, quiz=qz)
+
+
+def test_each_feedback_mode_reads_only_its_own_knobs(fold):
+    """"meta" ignores GuidanceConfig and "metric" ignores FeedbackConfig: changing the other mode's
+    knobs leaves every logged number bit-identical."""
+    tr, va, qz, teacher = fold
+    drop = ["feedback_s"]
+    meta = replace(V3, feedback_config=replace(V3.feedback_config, every_k=2))
+    other = replace(meta, guidance_config=GuidanceConfig(alpha_gain=9.0, momentum=0.9, scale_range=(0.5, 1.5)))
+    a, b = (distill(teacher, tr, va, "valence", c, TRAIN, quiz=qz) for c in (meta, other))
+    assert (a.steps["phase"] == "feedback").any()
+    assert a.steps.drop(columns=drop).equals(b.steps.drop(columns=drop))
+    metric = replace(V3, feedback="metric")
+    other = replace(metric, feedback_config=FeedbackConfig(every_k=1, lam=5.0, teacher_lr=1e-2))
+    a, b = (distill(teacher, tr, va, "valence", c, TRAIN) for c in (metric, other))
+    assert a.history.drop(columns=["seconds"]).equals(b.history.drop(columns=["seconds"]))
+    assert a.steps.drop(columns=drop).equals(b.steps.drop(columns=drop))

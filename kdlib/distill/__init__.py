@@ -5,7 +5,7 @@ Introduced in ``notebooks/03_student_alignment.ipynb``.
 Layered one way (each module imports only those above it):
 
 * :mod:`kdlib.distill.config`: :class:`DistillConfig` with the ablation's presets (``scratch``,
-  ``v1``, ``v2``, ``v3``) and :class:`FeedbackConfig` (no torch);
+  ``v1``, ``v2``, ``v3``), :class:`FeedbackConfig` ("meta") and :class:`GuidanceConfig` ("metric") (no torch);
 * :mod:`kdlib.distill.losses`: cross-entropy, Hinton KD, fused-feature distillation, the
   student's combined loss (pure functions of alpha, beta, T);
 * :mod:`kdlib.distill.targets`: the teacher's outputs (frozen-teacher targets cached once per
@@ -25,7 +25,7 @@ Layered one way (each module imports only those above it):
 """
 
 from .cka import linear_cka
-from .config import PRESETS, SCRATCH, TEACHER_SCOPES, V1, V2, V3, DistillConfig, FeedbackConfig
+from .config import PRESETS, SCRATCH, TEACHER_SCOPES, V1, V2, V3, DistillConfig, FeedbackConfig, GuidanceConfig
 from .distill import DistillResult, StudentWithAdapter, build_student, teaching_step
 from .feedback import (FeedbackTerms, distill_feedback, feedback_batch, feedback_parameters, feedback_step,
                        lookahead_params, meta_objective, metric_guidance)
@@ -39,7 +39,8 @@ __all__ = [
     "TeacherTargets", "teacher_targets", "StudentWithAdapter", "build_student", "frozen",
     "cross_entropy", "hinton_kd", "feature_mse", "feature_cosine", "FEATURE_LOSSES", "feature_loss",
     "student_loss", "loss_shares", "FEATURE_NORMS", "teaching_step", "linear_cka",
-    "FeedbackConfig", "FeedbackTerms", "teacher_outputs", "lookahead_params", "meta_objective", "feedback_step",
+    "FeedbackConfig", "GuidanceConfig", "FeedbackTerms", "teacher_outputs", "lookahead_params", "meta_objective",
+    "feedback_step",
     "feedback_batch", "metric_guidance", "distill_feedback", "TEACHER_SCOPES", "branch_outputs",
     "feedback_parameters",
 ]

@@ -1,4 +1,5 @@
-"""Configurations of the student's training: :class:`DistillConfig`, :class:`FeedbackConfig` and the
+"""Configurations of the student's training: :class:`DistillConfig`, the knobs of variation 3's two
+feedback modes (:class:`FeedbackConfig` for "meta", :class:`GuidanceConfig` for "metric") and the
 ablation's presets (``PRESETS``). Plain frozen dataclasses, no torch: the bottom layer of
 :mod:`kdlib.distill`.
 
@@ -7,7 +8,7 @@ Introduced in ``notebooks/03_student_alignment.ipynb`` (``DistillConfig``) and
 
 The layers of :mod:`kdlib.distill`, each importing only those above it::
 
-    config    DistillConfig, FeedbackConfig, PRESETS          (this module; no torch)
+    config    DistillConfig, FeedbackConfig, GuidanceConfig, PRESETS   (this module; no torch)
     losses    CE, Hinton KD, feature KD, the student loss      (pure functions of alpha, beta, T)
     targets   the teacher's outputs: cached once per fold, or per batch (frozen-teacher helpers)
     distill   the student from a frozen teacher (scratch, v1, v2) and its fold-batched version
@@ -23,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-__all__ = ["DistillConfig", "FeedbackConfig", "SCRATCH", "V1", "V2", "V3", "PRESETS", "FEEDBACK_MODES",
+__all__ = ["DistillConfig", "FeedbackConfig", "GuidanceConfig", "SCRATCH", "V1", "V2", "V3", "PRESETS", "FEEDBACK_MODES",
            "TEACHER_SCOPES", "FEATURE_NORMS", "FEATURE_LOSS_NAMES", "ADAPTERS"]
 
 FEEDBACK_MODES = ("none", "meta", "metric")  # DistillConfig.feedback
@@ -35,7 +36,7 @@ ADAPTERS = ("linear", "pool")  # DistillConfig.adapter: kdlib.models.ADAPTERS (t
 
 @dataclass(frozen=True)
 class FeedbackConfig:
-    """The knobs of the feedback phase (``DistillConfig.feedback_config``).
+    """The knobs of the meta-gradient feedback phase (``feedback="meta"``; ``DistillConfig.feedback_config``).
 
     Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``.
 
@@ -62,10 +63,6 @@ class FeedbackConfig:
     teacher_lr: float = 1e-4  # Adam learning rate of the teacher (10x below the student's; 0: frozen)
     teacher_grad_clip: float | None = 1.0  # clip the teacher's gradient norm (None: no clipping)
     teacher_scope: Literal["fusion", "all"] = "fusion"  # what the feedback updates: fusion + head, or all
-    alpha_gain: float = 2.0  # "metric": alpha *= clip(1 + alpha_gain * gap)
-    temperature_gain: float = 2.0  # "metric": T *= clip(1 + temperature_gain * gap)
-    scale_range: tuple[float, float] = (0.25, 2.0)  # "metric": clip range of both factors
-    momentum: float = 0.5  # "metric": running accuracy = m * running + (1 - m) * this epoch's
 
     def __post_init__(self):
         if self.every_k < 1:
@@ -75,6 +72,24 @@ class FeedbackConfig:
         if not (self.lam >= 0 and self.lookahead_lr > 0 and self.teacher_lr >= 0):
             raise ValueError(f"lam must be >= 0, lookahead_lr > 0 and teacher_lr >= 0 (0: a teacher that cannot "
                              f"change), got {self.lam}, {self.lookahead_lr}, {self.teacher_lr}")
+
+
+@dataclass(frozen=True)
+class GuidanceConfig:
+    """The knobs of the metric-driven variant (``feedback="metric"``; ``DistillConfig.guidance_config``).
+
+    Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``. The teacher stays fixed;
+    after every epoch the student loss's ``alpha`` and ``T`` are rescaled from the gap between the
+    running validation accuracies of teacher and student
+    (:func:`kdlib.distill.feedback.metric_guidance`).
+    """
+
+    alpha_gain: float = 2.0  # alpha *= clip(1 + alpha_gain * gap)
+    temperature_gain: float = 2.0  # T *= clip(1 + temperature_gain * gap)
+    scale_range: tuple[float, float] = (0.25, 2.0)  # clip range of both factors
+    momentum: float = 0.5  # running accuracy = m * running + (1 - m) * this epoch's
+
+    def __post_init__(self):
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         lo, hi = self.scale_range
@@ -95,7 +110,8 @@ class DistillConfig:
     adapter: Literal["linear", "pool"] = "linear"  # learned d -> 2d on the student, or pool 2d -> d on the teacher
     init_from_teacher: bool = False  # start the student's EOG branch from the teacher's (ablation)
     feedback: Literal["none", "meta", "metric"] = "none"  # variation 3: "meta" (default of v3) or "metric"
-    feedback_config: FeedbackConfig = FeedbackConfig()  # k, lambda, look-ahead lr, teacher lr, ... (above)
+    feedback_config: FeedbackConfig = FeedbackConfig()  # "meta": k, lambda, look-ahead lr, teacher lr, ... (above)
+    guidance_config: GuidanceConfig = GuidanceConfig()  # "metric": gains, clip range, momentum (above)
 
     def __post_init__(self):
         if self.alpha < 0 or self.beta < 0:

@@ -32,6 +32,8 @@ the meta term from dragging it into a collapse.
 A second variant, ``feedback="metric"``, leaves the teacher frozen and scales its *guidance*
 instead: after every epoch, ``alpha`` and ``T`` are multiplied by ``clip(1 + gain * gap)``,
 ``gap = running val. accuracy of the teacher - that of the student`` (:func:`metric_guidance`).
+Its knobs are :class:`GuidanceConfig` (``DistillConfig.guidance_config``); those of ``"meta"`` are
+:class:`FeedbackConfig` (``DistillConfig.feedback_config``): each mode reads only its own.
 
 Decisions (documented here, tested in ``tests/test_feedback.py``)
 -----------------------------------------------------------------
@@ -114,12 +116,12 @@ from kdlib.repro import choose_device, dataloader_generator, seed_everything
 from kdlib.train import Batch, TrainConfig, fit, infer, to_tensors
 
 from .cka import linear_cka
-from .config import FEEDBACK_MODES, TEACHER_SCOPES, DistillConfig, FeedbackConfig  # noqa: F401  (re-exported)
+from .config import FEEDBACK_MODES, TEACHER_SCOPES, DistillConfig, FeedbackConfig, GuidanceConfig  # noqa: F401  (re-exported)
 from .distill import DistillResult, build_student, ce_weight
 from .losses import cross_entropy, loss_shares, student_loss
 from .targets import branch_outputs, teacher_forward, teacher_outputs, teacher_targets
 
-__all__ = ["FeedbackConfig", "FEEDBACK_MODES", "TEACHER_SCOPES", "FeedbackTerms", "teacher_outputs",
+__all__ = ["FeedbackConfig", "GuidanceConfig", "FEEDBACK_MODES", "TEACHER_SCOPES", "FeedbackTerms", "teacher_outputs",
            "branch_outputs", "feedback_parameters", "lookahead_params", "meta_objective", "feedback_step",
            "feedback_batch", "metric_guidance", "distill_feedback"]
 
@@ -321,7 +323,7 @@ def feedback_batch(n: int, batch_size: int, generator: torch.Generator) -> torch
 
 
 def metric_guidance(alpha: float, temperature: float, teacher_acc: float, student_acc: float,
-                    fb: FeedbackConfig) -> tuple[float, float]:
+                    fb: GuidanceConfig) -> tuple[float, float]:
     """The metric-driven variant: scale the teacher's guidance from the accuracy gap.
 
     Introduced in ``notebooks/04_dynamic_feedback_distillation.ipynb``.
@@ -332,7 +334,7 @@ def metric_guidance(alpha: float, temperature: float, teacher_acc: float, studen
         The configured (base) KD weight and temperature.
     teacher_acc, student_acc : float
         Running validation accuracies.
-    fb : FeedbackConfig
+    fb : GuidanceConfig
         ``alpha_gain``, ``temperature_gain``, ``scale_range``.
 
     Returns
@@ -456,14 +458,14 @@ class _Guidance:
 
     def end_epoch(self, teacher_acc: float, student_acc: float) -> None:
         """Update the running accuracies; under "metric", the guidance of the next epoch."""
-        fb = self.base.feedback_config
+        fb = self.base.guidance_config
         ema = lambda run, x: x if run is None else fb.momentum * run + (1 - fb.momentum) * x  # noqa: E731
         self.run_t, self.run_s = ema(self.run_t, teacher_acc), ema(self.run_s, student_acc)
 
     def next_epoch(self) -> None:
         if self.base.feedback == "metric":
             self.alpha, self.temperature = metric_guidance(self.base.alpha, self.base.temperature,
-                                                           self.run_t, self.run_s, self.base.feedback_config)
+                                                           self.run_t, self.run_s, self.base.guidance_config)
             self.loss_config = replace(self.base, alpha=self.alpha, temperature=self.temperature)
 
 
