@@ -12,6 +12,7 @@ import seaborn as sns
 
 __all__ = [
     "set_style",
+    "METRIC_LABELS",
     "plot_feedback_steps",
     "mark_synthetic",
     "plot_ratings",
@@ -385,6 +386,11 @@ def plot_scores(scores, metric: str = "accuracy", baseline: str | None = "majori
 
 # --- evaluation (notebook 05, kdlib report) ---------------------------------------------------
 
+#: Axis labels of the results table's score columns (:func:`kdlib.evaluate.scores`).
+METRIC_LABELS = {"acc_trial": "trial accuracy", "f1_trial": "trial macro F1", "f1_trial_pooled": "trial macro F1 (pooled)",
+                 "acc_window": "window accuracy", "f1_window": "window macro F1"}
+
+
 def plot_ablation(per_subject, metric: str = "acc_trial", names: dict | None = None, ax=None,
                   chance="auto", level: float = 0.95):
     """Per method: every subject as a point, the mean over subjects with its t interval.
@@ -440,7 +446,7 @@ def plot_ablation(per_subject, metric: str = "acc_trial", names: dict | None = N
                    label=f"chance band, mean over {len(first)} subjects")
     ax.axhline(majority, color="k", ls="--", lw=1, label=f"majority class {majority:.2f}")
     ax.set_xticks(x, labels, rotation=30, ha="right")
-    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric.replace("_", " ")))
     ax.set_ylim(0, 1)
     ax.legend(frameon=False, loc="lower right", fontsize="small")
     return ax

@@ -122,6 +122,7 @@ def test_ablation_draws_subject_points_and_mean_intervals_with_the_chance_band()
 
     table = ablation_subjects()
     ax = plotting.plot_ablation(table)
+    assert ax.get_ylabel() == "trial accuracy"  # a readable label, not the column name
     (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
     (segments,) = bars.lines[2]
     for (_, (lo, hi)), m in zip([seg.T for seg in segments.get_segments()], ("majority", "scratch", "v3")):
