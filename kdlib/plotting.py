@@ -604,7 +604,7 @@ def plot_feedback_steps(steps, window: int = 8, axes=None):
         axes[1].plot(steps["step"], roll(col), color=colour, label=label)
     axes[1].set(xlabel="training step", ylabel=f"batch accuracy (rolling {window})", title="accuracy on training batches")
     axes[2].vlines(fb["step"], 0, fb["teacher_update"], color="C3")
-    axes[2].set(xlabel="training step", ylabel="‖Δθ_teacher‖", title="size of the teacher's update", ylim=(0, None))
+    axes[2].set(xlabel="training step", ylabel="‖Δφ‖ (teacher)", title="size of the teacher's update", ylim=(0, None))
     axes[3].plot(steps["step"], steps["alpha"], color="C2", label="α (KD weight)")
     axes[3].plot(steps["step"], steps["temperature"], color="C4", label="T (temperature)")
     axes[3].set(xlabel="training step", ylabel="value", title="guidance weights", ylim=(0, None))
