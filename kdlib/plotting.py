@@ -7,6 +7,7 @@ Figures drawn from the synthetic data set carry a visible "synthetic data" mark
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import seaborn as sns
 
@@ -131,6 +132,7 @@ def plot_ratings(ratings, threshold: float = 5.0, names=("valence", "arousal"), 
         ax.hist(ratings[name], bins=bins, alpha=0.6, label=name)
     ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
     ax.set(xlabel="rating (1-9)", ylabel="trials", title="Self-assessment ratings")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of trials: whole numbers
     ax.legend(frameon=False)
     return ax
 

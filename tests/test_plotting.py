@@ -216,3 +216,12 @@ def test_fold_picture_has_one_colour_per_side_with_the_quiz_and_marks_a_leak():
     ax = plotting.plot_folds(fold_table(ws, [leaky]))
     assert "split across sides (leak)" in [t.get_text() for t in ax.get_legend().get_texts()]
     assert plotting.plot_folds(fold_table(ws, trial_kfold(ws, "valence", 4))).get_legend().get_texts()[1].get_text() == "val"
+
+
+def test_ratings_histogram_counts_whole_trials():
+    """The y axis counts trials: its ticks are whole numbers, even when few trials are drawn."""
+    ratings = pd.DataFrame({"valence": [2.0, 3.5, 6.0, 7.25], "arousal": [4.0, 5.5, 5.5, 8.0]})
+    ax = plotting.plot_ratings(ratings)
+    ax.figure.canvas.draw()
+    ticks = [t for t in ax.get_yticks() if ax.get_ylim()[0] <= t <= ax.get_ylim()[1]]
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
