@@ -514,7 +514,7 @@ def plot_confusion(counts, title: str = "", ax=None):
 # --- distillation (notebooks/03_student_alignment.ipynb) ---------------------------------------
 
 def plot_feature_pca(reference, others: dict, labels=None, axes=None, reference_name: str = "teacher",
-                     class_names=("low", "high")):
+                     class_names=("low", "high"), other_name: str = "student"):
     """Features of several models in the 2-D PCA plane of a reference model's features.
 
     Introduced in ``notebooks/03_student_alignment.ipynb``.
@@ -531,7 +531,11 @@ def plot_feature_pca(reference, others: dict, labels=None, axes=None, reference_
     axes : array of matplotlib Axes, optional
         One per entry of ``others``.
     reference_name : str
+        Legend entry of the hollow circles.
     class_names : sequence of str
+        Legend entries of the classes' colours.
+    other_name : str
+        Legend entry of the filled dots (the model named in each panel's title).
 
     Returns
     -------
@@ -566,7 +570,9 @@ def plot_feature_pca(reference, others: dict, labels=None, axes=None, reference_
                        label=class_names[c] if c < len(class_names) else str(c))
         ax.set(title=name, xlabel="PC 1")
     axes[0].set_ylabel("PC 2")
-    handles, _ = axes[0].get_legend_handles_labels()
+    handles = [Line2D([], [], ls="none", marker="s", color=colours[c], label=class_names[c] if c < len(class_names)
+                      else str(c)) for c in np.unique(labels)]  # colour: the window's class
+    handles.append(Line2D([], [], ls="none", marker="o", color="0.3", ms=4, label=f"{other_name} (panel title)"))
     handles.append(Line2D([], [], ls="none", marker="o", mfc="none", mec="0.3", label=reference_name))
     axes[-1].legend(handles=handles, frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return axes

@@ -225,3 +225,12 @@ def test_ratings_histogram_counts_whole_trials():
     ax.figure.canvas.draw()
     ticks = [t for t in ax.get_yticks() if ax.get_ylim()[0] <= t <= ax.get_ylim()[1]]
     assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_feature_pca_legend_names_classes_the_model_and_the_reference():
+    rng = np.random.default_rng(0)
+    teacher = rng.normal(size=(20, 6))
+    axes = plotting.plot_feature_pca(teacher, {"v1": teacher + 0.1, "v2": teacher - 0.1}, labels=np.r_[[0] * 10, [1] * 10])
+    legend = [t.get_text() for t in axes[-1].get_legend().get_texts()]
+    assert legend == ["low", "high", "student (panel title)", "teacher"]
+    assert [ax.get_title() for ax in axes] == ["v1", "v2"]
