@@ -1,4 +1,6 @@
-"""Plots for the notebooks. Every ``plot_*`` takes ``ax=None`` and returns the Axes.
+"""The notebooks' everyday plots: ratings, folds, traces, histories, scores, ablations, sweeps.
+
+Every ``plot_*`` takes ``ax=None`` and returns the Axes.
 
 Figures drawn from the synthetic data set carry a visible "synthetic data" mark
 (:func:`mark_synthetic`), so that nobody mistakes them for results on real EEG.
@@ -12,6 +14,9 @@ import numpy as np
 import seaborn as sns
 
 __all__ = [
+    "SIDE_COLOURS",
+    "SYNTHETIC_NOTE",
+    "SMOKE_NOTE",
     "set_style",
     "METRIC_LABELS",
     "plot_feedback_steps",
@@ -422,7 +427,7 @@ def plot_ablation(per_subject, metric: str = "acc_trial", names: dict | None = N
     matplotlib Axes
         Bars: the means; one ``errorbar`` container: the ``level`` t intervals over subjects.
     """
-    from . import stats
+    from kdlib import stats
 
     ax = _ax(ax, figsize=(8, 4))
     methods = list(dict.fromkeys(per_subject["method"]))

@@ -1,0 +1,15 @@
+"""Plots for the notebooks. Every ``plot_*`` takes ``ax=None`` (or ``axes=None``) and returns the Axes.
+
+Figures drawn from the synthetic data set carry a visible "synthetic data" mark
+(:func:`mark_synthetic`), so that nobody mistakes them for results on real EEG; smoke runs carry
+:func:`mark_smoke`. The package is split by subject; everything is re-exported here, so
+``from kdlib import plotting; plotting.plot_folds(...)`` is the one way to call it.
+
+- :mod:`kdlib.plotting.core`: the shared style and stamps, ratings, folds, traces, histories,
+  scores, ablations, contrasts, sweeps.
+"""
+
+from kdlib.plotting.core import *  # noqa: F401,F403
+from kdlib.plotting.core import __all__ as _core_all
+
+__all__ = list(_core_all)
