@@ -55,6 +55,14 @@ class FeedbackConfig:
     teacher with ``.eeg`` and ``.eog`` branches and ``.branches``/``.fuse`` methods
     (:class:`~kdlib.models.FusionTeacher`, :class:`~kdlib.models.LateFusionTeacher`, whose
     "fusion" is its head only).
+
+    ``teacher_ce`` says whether the teacher's loss keeps its own cross-entropy on the teaching
+    batch, ``CE_t + lambda * CE(student_theta')`` (``True``, the default), or is the meta term
+    ``lambda * CE(student_theta')`` alone (``False``): an ablation that shows what the teacher's CE
+    is for (notebook 04, exercise 2: the teacher then trades its own accuracy for targets that a
+    look-ahead student follows easily). ``False`` needs ``lam > 0`` (else the teacher's loss is 0).
+    Only ``feedback="meta"`` reads it, and only the sequential trainer runs that mode
+    (:func:`kdlib.distill.distill.distill_batched` refuses any feedback), so no path ignores it.
     """
 
     every_k: int = 8  # a feedback step after every k teaching steps ("meta"; ~every 1.6 epochs of a DEAP subject)
@@ -63,6 +71,7 @@ class FeedbackConfig:
     teacher_lr: float = 1e-4  # Adam learning rate of the teacher (10x below the student's; 0: frozen)
     teacher_grad_clip: float | None = 1.0  # clip the teacher's gradient norm (None: no clipping)
     teacher_scope: Literal["fusion", "all"] = "fusion"  # what the feedback updates: fusion + head, or all
+    teacher_ce: bool = True  # keep the teacher's own CE in its loss (False: the meta term alone; notebook 04, ex. 2)
 
     def __post_init__(self):
         if self.every_k < 1:
@@ -72,6 +81,9 @@ class FeedbackConfig:
         if not (self.lam >= 0 and self.lookahead_lr > 0 and self.teacher_lr >= 0):
             raise ValueError(f"lam must be >= 0, lookahead_lr > 0 and teacher_lr >= 0 (0: a teacher that cannot "
                              f"change), got {self.lam}, {self.lookahead_lr}, {self.teacher_lr}")
+        if not self.teacher_ce and self.lam == 0:
+            raise ValueError("teacher_ce=False needs lam > 0: with neither the teacher's CE nor the meta term "
+                             "the teacher's loss is 0 (to freeze the teacher set teacher_lr=0)")
 
 
 @dataclass(frozen=True)

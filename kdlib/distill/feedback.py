@@ -10,6 +10,7 @@ variation 2 with ``feedback="meta"``. :func:`kdlib.distill.distill` hands such c
         [every k-th step] FEEDBACK PHASE -- the student is fixed, the teacher learns
             theta'   = theta - eta * grad_theta L_student(theta; teacher(x))      # look-ahead, create_graph
             L_meta   = CE(teacher(x), y) + lambda * CE(student_theta'(x_f), y_f)  # x_f: a quiz batch
+                       (FeedbackConfig.teacher_ce=False drops the first term: an ablation)
             phi     <- Adam step on grad_phi L_meta (clipped)                     # reaches phi through theta'
         TEACHING PHASE -- the teacher is fixed, the student learns
             student <- AdamW step on L_student = CE + alpha * KD_T + beta * feature KD
@@ -280,14 +281,24 @@ def feedback_step(teacher: nn.Module, student: nn.Module, adapter: nn.Module | N
     Returns
     -------
     dict
-        ``meta_loss``, ``teacher_ce``, ``lookahead_ce``, ``teacher_ce_grad`` and ``feedback_grad``
-        (gradient norms of the two terms, ``lambda`` included, before clipping) and
-        ``teacher_update`` (L2 norm of the change of the teacher's parameters).
+        ``meta_loss`` (the loss the teacher steps on), ``teacher_ce``, ``lookahead_ce``,
+        ``teacher_ce_grad`` and ``feedback_grad`` (gradient norms of the two terms, ``lambda``
+        included, before clipping; ``teacher_ce_grad`` is 0 when ``fb.teacher_ce`` is False and
+        the term is left out) and ``teacher_update`` (L2 norm of the change of the teacher's
+        parameters).
+
+    Notes
+    -----
+    ``fb.teacher_ce=False`` drops the teacher's own cross-entropy: the update then follows the
+    meta-gradient ``lambda * grad_phi CE(student_theta')`` alone (``teacher_ce`` is still logged).
     """
     teacher.eval()
     tparams = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
     terms = meta_objective(teacher, student, adapter, batch, fb_batch, config, fb, weight, branches)
-    g_ce = torch.autograd.grad(terms.teacher_ce, tparams, retain_graph=True, allow_unused=True)
+    if fb.teacher_ce:  # the default: CE_t + lambda * CE(theta'); else the meta term alone
+        g_ce = torch.autograd.grad(terms.teacher_ce, tparams, retain_graph=True, allow_unused=True)
+    else:
+        g_ce = [None] * len(tparams)
     g_fb = torch.autograd.grad(fb.lam * terms.lookahead_ce, tparams, allow_unused=True)
     for p, a, b in zip(tparams, g_ce, g_fb):
         p.grad = sum(g for g in (a, b) if g is not None) if (a is not None or b is not None) else None
@@ -296,7 +307,8 @@ def feedback_step(teacher: nn.Module, student: nn.Module, adapter: nn.Module | N
     before = [p.detach().clone() for p in tparams]
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    meta = float(terms.teacher_ce.detach() + fb.lam * terms.lookahead_ce.detach())
+    meta = fb.lam * terms.lookahead_ce.detach()  # the loss the teacher stepped on (with or without its CE)
+    meta = float(terms.teacher_ce.detach() + meta) if fb.teacher_ce else float(meta)
     return dict(meta_loss=meta, teacher_ce=float(terms.teacher_ce.detach()),
                 lookahead_ce=float(terms.lookahead_ce.detach()), teacher_ce_grad=_norm(g_ce),
                 feedback_grad=_norm(g_fb), teacher_update=_norm([p.detach() - b for p, b in zip(tparams, before)]))
