@@ -7,9 +7,14 @@ Figures drawn from the synthetic data set carry a visible "synthetic data" mark
 
 - :mod:`kdlib.plotting.core`: the shared style and stamps, ratings, folds, traces, histories,
   scores, ablations, contrasts, sweeps.
+- :mod:`kdlib.plotting.alignment`: notebook 03's KD-loss curves and the students' features mapped
+  into the teacher's PCA plane (with their R²).
 """
 
 from kdlib.plotting.core import *  # noqa: F401,F403
 from kdlib.plotting.core import __all__ as _core_all
 
-__all__ = list(_core_all)
+from kdlib.plotting.alignment import *  # noqa: F401,F403
+from kdlib.plotting.alignment import __all__ as _alignment_all
+
+__all__ = list(_core_all) + list(_alignment_all)
