@@ -48,7 +48,10 @@ RUN_DATA := $(if $(filter synthetic,$(DATASET)),$(SYNTH_DIR)/.preset-$(RUN_PRESE
 NB_SOURCES := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 NB_BUILT := $(patsubst notebooks/%,build/notebooks/%,$(NB_SOURCES))
 
-.PHONY: help venv data run test strip bench lab clean distclean book book-check sweep
+.PHONY: help venv data run test strip bench lab clean distclean book book-check sweep course
+
+# The course (kdlib.course.editions): student and instructor editions written from notebooks/.
+COURSE_OUT ?= build/course
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 18
@@ -82,13 +85,17 @@ SWEEP_ARGS ?= --grid full --jobs 2
 sweep: $(STAMP)  ## the distillation sweep (7 synthetic data sets x the protocol) + its report in results/sweep
 	$(PY) -m kdlib sweep $(SWEEP_ARGS) --out $(SWEEP_OUT)
 
-test: $(STAMP) $(SYNTH_DIR)/.preset-$(TEST_PRESET)  ## unit tests, smoke notebooks, nbval re-run, nbstripout check
+test: $(STAMP) $(SYNTH_DIR)/.preset-$(TEST_PRESET)  ## unit tests, the course editions, smoke notebooks (instructor edition), nbval re-run, nbstripout check
 	$(PY) -m pytest tests -m "not notebooks" -p no:cacheprovider -q
-	$(PY) -m kdlib.notebooks --smoke
+	$(PY) -m kdlib course --out $(COURSE_OUT) --verify
+	$(PY) -m kdlib.notebooks --smoke --src $(COURSE_OUT)/instructor
 	@test -n "$(NB_BUILT)" || { echo "make test: no notebooks/NN_*.ipynb to check" >&2; exit 1; }
 	$(PY) -m pytest --nbval $(NB_BUILT) --nbval-kernel-name $(KERNEL) \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q
 	$(VENV)/bin/nbstripout --verify --keep-id notebooks/*.ipynb
+
+course: $(STAMP)  ## the course's student and instructor editions in build/course/ (checks verified)
+	$(PY) -m kdlib course --out $(COURSE_OUT) --verify
 
 strip: $(STAMP)  ## remove outputs from notebooks/*.ipynb before committing (keeps tags and cell ids)
 	$(VENV)/bin/nbstripout --keep-id notebooks/*.ipynb

@@ -9,6 +9,7 @@ Subcommands::
     kdlib report RESULTS_DIR                         summary tables (Markdown, CSV) and figures
     kdlib sweep --grid smoke|full [--out DIR]        when does distillation help: a sweep over data knobs
     kdlib notebooks --smoke|--full                   execute the notebook sequence (papermill)
+    kdlib course [--out DIR] [--verify]              the course's student and instructor editions
 
 Adding a subcommand is one function decorated with :func:`command` (its name, help and
 arguments); :func:`main` builds the parser from the registry. Errors are one line on stderr
@@ -389,6 +390,35 @@ def _notebooks(args: argparse.Namespace, extra: list[str]) -> int:
         return notebooks.main(extra)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
+
+
+@command(
+    "course", "write the course's student and instructor editions of the notebooks (build/course/)",
+    arg("--src", default=None, help="folder of the source notebooks (default notebooks/)"),
+    arg("--out", default=None, help="where to write (default build/course): student/, instructor/, EXERCISES.md"),
+    arg("--verify", action="store_true",
+        help="then run every exercise on its own: its check must pass on the solution and fail on the stub"),
+)
+def _course(args: argparse.Namespace, extra: list[str]) -> int:
+    from .course import editions
+    from .notebooks import NotebookRunError
+
+    try:
+        written = editions.build_editions(args.src, args.out)
+    except NotebookRunError as exc:  # no notebooks in --src
+        raise CliError(f"--src: {exc}") from None
+    folder = written["student"][0].parent.parent
+    count = sum(len(editions.exercises(p)) for p in written["instructor"])
+    print(f"{len(written['student'])} notebooks, {count} exercises: {folder / 'student'} and {folder / 'instructor'}")
+    if not args.verify:
+        return 0
+    problems = editions.verify_editions(folder)
+    for line in problems:
+        print(f"kdlib course: {line}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"verified: each of the {count} checks passes on its solution and fails on its stub")
+    return 0
 
 
 # --- entry point ------------------------------------------------------------------------------

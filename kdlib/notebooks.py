@@ -273,6 +273,7 @@ def run_notebooks(
     extra_parameters: Mapping[str, Any] | None = None,
     *,
     allow_stderr: bool | None = None,
+    src_dir: str | os.PathLike | None = None,
 ) -> list[Path]:
     """Execute the numbered notebooks in order with papermill.
 
@@ -295,6 +296,9 @@ def run_notebooks(
         that declare it, and one declared by none of them is an error.
     allow_stderr : bool, optional
         Accept output on stderr. Default: accepted in full runs, an error in smoke runs.
+    src_dir : str or path-like, optional
+        Folder of the notebooks to run; default ``notebooks/``. ``make test`` runs the course's
+        instructor edition, ``build/course/instructor`` (:mod:`kdlib.course.editions`).
 
     Returns
     -------
@@ -308,7 +312,8 @@ def run_notebooks(
         ``SMOKE`` in it (all checked before the first notebook runs), an exception in a cell,
         or stderr output in a smoke run.
     """
-    plan = _plan(discover_notebooks(names), smoke, dict(extra_parameters or {}))
+    src = paths.resolve(src_dir, paths.notebooks_dir())
+    plan = _plan(discover_notebooks(names, src), smoke, dict(extra_parameters or {}))
     _check_kernel(kernel)
     allow_stderr = (not smoke) if allow_stderr is None else allow_stderr
     out = paths.resolve(out_dir, paths.built_notebooks_dir())
@@ -339,6 +344,7 @@ def _parser() -> argparse.ArgumentParser:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--smoke", action="store_true", help="SMOKE=True: the tiny run of CI and Binder")
     mode.add_argument("--full", action="store_true", help="SMOKE=False: the full run")
+    parser.add_argument("--src", default=None, help="folder of the notebooks to run (default notebooks/)")
     parser.add_argument("--out", default=None, help="output folder (default build/notebooks)")
     parser.add_argument("--kernel", default="kdlib", help="Jupyter kernel (default kdlib)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these notebooks (01, 02_fusion_teacher …)")
@@ -368,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         written = run_notebooks(
             smoke=args.smoke, out_dir=args.out, names=args.only, kernel=args.kernel,
-            extra_parameters=extra, allow_stderr=True if args.allow_stderr else None,
+            extra_parameters=extra, allow_stderr=True if args.allow_stderr else None, src_dir=args.src,
         )
     except NotebookRunError as err:
         print(f"kdlib.notebooks: error: {err}", file=sys.stderr)

@@ -77,6 +77,17 @@ def test_run_injects_parameters_in_output_folder(root):
     assert (out / "01_a.kernel.log").is_file()  # the kernel process's own stderr
 
 
+def test_run_takes_another_source_folder(root):
+    """``src_dir`` (``--src``): make test runs the course's instructor edition, not notebooks/."""
+    write_notebook(root / "notebooks", "01_a.ipynb", "print('from notebooks')")
+    write_notebook(root / "build" / "course" / "instructor", "01_a.ipynb", "print('from the edition')")
+    written = notebooks.run_notebooks(smoke=True, kernel="python3", src_dir="build/course/instructor")
+    assert written == [root / "build" / "notebooks" / "01_a.ipynb"]
+    assert "from the edition" in outputs_text(written[0]) and "from notebooks" not in outputs_text(written[0])
+    with pytest.raises(NotebookRunError, match="no notebooks found"):
+        notebooks.run_notebooks(smoke=True, kernel="python3", src_dir="elsewhere")
+
+
 def test_failing_cell_names_notebook(root, tmp_path):
     write_notebook(root / "notebooks", "01_a.ipynb", "x = 1", "raise ValueError('broken on purpose')")
     with pytest.raises(NotebookRunError, match=r"01_a.ipynb failed in cell 3 .*ValueError: broken on purpose"):

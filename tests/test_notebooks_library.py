@@ -95,3 +95,16 @@ def test_notebooks_take_gates_from_the_forward_output(path):
     """Gates come from what forward returned (``model.gate_maps(out)``), not from state kept on the module."""
     code = "\n".join(source for _, source in code_cells(path))
     assert ".last_gates(" not in code, f"{path.name}: use model.gate_maps(out) on the forward pass's output"
+
+
+MAX_CODE_LINES = 15  # DESIGN.md: notebook cells of about 15 lines at most; drawing code lives in kdlib.plotting
+MAX_MARKDOWN_LINES = 30  # a screenful of prose; longer text is split into cells
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_cells_are_short(path):
+    """Every code cell has at most 15 lines and every markdown cell at most 30 (blank edges not counted)."""
+    long = [f"cell {i} ({c.get('id')}, {c.cell_type}): {n} lines"
+            for i, c in enumerate(nbformat.read(path, as_version=4).cells)
+            if (n := len(c.source.strip().splitlines())) > (MAX_CODE_LINES if c.cell_type == "code" else MAX_MARKDOWN_LINES)]
+    assert not long, f"{path.name} has long cells:\n" + "\n".join(long)
