@@ -85,9 +85,9 @@ SWEEP_ARGS ?= --grid full --jobs 2
 sweep: $(STAMP)  ## the distillation sweep (7 synthetic data sets x the protocol) + its report in results/sweep
 	$(PY) -m kdlib sweep $(SWEEP_ARGS) --out $(SWEEP_OUT)
 
-test: $(STAMP) $(SYNTH_DIR)/.preset-$(TEST_PRESET)  ## unit tests, the course editions, smoke notebooks (instructor edition), nbval re-run, nbstripout check
+test: $(STAMP) $(SYNTH_DIR)/.preset-$(TEST_PRESET)  ## unit tests (the course's checks verified among them), smoke notebooks (instructor edition), nbval re-run, nbstripout check
 	$(PY) -m pytest tests -m "not notebooks" -p no:cacheprovider -q
-	$(PY) -m kdlib course --out $(COURSE_OUT) --verify
+	$(PY) -m kdlib course --out $(COURSE_OUT)
 	$(PY) -m kdlib.notebooks --smoke --src $(COURSE_OUT)/instructor
 	@test -n "$(NB_BUILT)" || { echo "make test: no notebooks/NN_*.ipynb to check" >&2; exit 1; }
 	$(PY) -m pytest --nbval $(NB_BUILT) --nbval-kernel-name $(KERNEL) \
