@@ -9,6 +9,8 @@ Figures drawn from the synthetic data set carry a visible "synthetic data" mark
   scores, ablations, contrasts, sweeps.
 - :mod:`kdlib.plotting.alignment`: notebook 03's KD-loss curves and the students' features mapped
   into the teacher's PCA plane (with their R²).
+- :mod:`kdlib.plotting.overview`: notebook 00's diagram of the method (teacher branches, fusion,
+  aligned student, teaching and feedback phases).
 """
 
 from kdlib.plotting.core import *  # noqa: F401,F403
@@ -17,4 +19,7 @@ from kdlib.plotting.core import __all__ as _core_all
 from kdlib.plotting.alignment import *  # noqa: F401,F403
 from kdlib.plotting.alignment import __all__ as _alignment_all
 
-__all__ = list(_core_all) + list(_alignment_all)
+from kdlib.plotting.overview import *  # noqa: F401,F403
+from kdlib.plotting.overview import __all__ as _overview_all
+
+__all__ = list(_core_all) + list(_alignment_all) + list(_overview_all)
