@@ -268,6 +268,7 @@ def test_readme_badges_use_the_repository():
 def test_binder_bakes_the_smoke_set_and_defaults_to_smoke():
     post_build, start = ROOT / "binder" / "postBuild", ROOT / "binder" / "start"
     assert "python -m kdlib.launch bake --preset smoke" in post_build.read_text()
+    assert "python -m kdlib course" in post_build.read_text().splitlines()  # students open build/course/student
     assert start.stat().st_mode & 0o111, "binder/start must be executable"
     lines = start.read_text().splitlines()
     assert "export KDLIB_SMOKE=1" in lines and lines[-1] == 'exec "$@"'
