@@ -11,6 +11,8 @@ Figures drawn from the synthetic data set carry a visible "synthetic data" mark
   into the teacher's PCA plane (with their R²).
 - :mod:`kdlib.plotting.overview`: notebook 00's diagram of the method (teacher branches, fusion,
   aligned student, teaching and feedback phases).
+- :mod:`kdlib.plotting.feedback`: notebook 04's diagram of the two phases and the toy problem's
+  decision boundaries (teacher before and after feedback, the student it taught).
 """
 
 from kdlib.plotting.core import *  # noqa: F401,F403
@@ -22,4 +24,7 @@ from kdlib.plotting.alignment import __all__ as _alignment_all
 from kdlib.plotting.overview import *  # noqa: F401,F403
 from kdlib.plotting.overview import __all__ as _overview_all
 
-__all__ = list(_core_all) + list(_alignment_all) + list(_overview_all)
+from kdlib.plotting.feedback import *  # noqa: F401,F403
+from kdlib.plotting.feedback import __all__ as _feedback_all
+
+__all__ = list(_core_all) + list(_alignment_all) + list(_overview_all) + list(_feedback_all)
