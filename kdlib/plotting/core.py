@@ -697,6 +697,7 @@ def plot_loss_shares(history, model: str | None = None, ax=None):
                  colors=sns.color_palette("deep", 3))
     ax.set(xlabel="epoch", ylabel="share of the student loss", ylim=(0, 1),
            title=f"{model}: what the loss is made of" if model else "what the loss is made of")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
     ax.legend(loc="upper right", frameon=True, fontsize="small")
     return ax
 
