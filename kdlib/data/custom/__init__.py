@@ -16,6 +16,8 @@ The package's modules, each importing only those above it::
     validation  validate_manifest, check_manifest_file: every problem of the files and trials at once
     loading     load_subject, process_raw, bipolar_eog: one subject as a Recording
     caching     prepare_custom, subject_fingerprints, source_files: windows through the disk cache
+    writing     write_recording (EDF/BDF), quantisation_step, monopolar_eog, write_example_set,
+                isolated_onsets: the files of a data set written from arrays (notebook 06's example)
 
 Every public name is re-exported here (``from kdlib.data.custom import load_subject``).
 """
@@ -29,6 +31,8 @@ from .manifest import (FS_RANGE, ChannelMap, EogDerivation, Manifest, Preprocess
                        read_trials)
 from .problems import PROBLEM_KINDS, ManifestError, Problem
 from .validation import check_manifest_file, validate_manifest
+from .writing import (DIGITAL_MAX, EOG_ELECTRODES, ExampleSet, isolated_onsets, monopolar_eog, quantisation_step,
+                      write_example_set, write_recording)
 
 __all__ = [
     "PROBLEM_KINDS",
@@ -49,4 +53,12 @@ __all__ = [
     "source_files",
     "prepare_custom",
     "subject_fingerprints",
+    "DIGITAL_MAX",
+    "EOG_ELECTRODES",
+    "quantisation_step",
+    "write_recording",
+    "monopolar_eog",
+    "ExampleSet",
+    "write_example_set",
+    "isolated_onsets",
 ]
