@@ -82,6 +82,10 @@ class EOGStudent(nn.Module):
     ``ValueError`` (there is no EEG tokeniser to feed: the student owns no EEG-sized weight).
     The module names ``eog`` (branch) and ``head`` match :class:`~kdlib.models.FusionTeacher`'s,
     so ``student.eog.load_state_dict(teacher.eog.state_dict())`` works.
+
+    The student always gates its own adjacent depth pairs, even when the teacher was built with
+    other ``pairs`` (:class:`~kdlib.models.FusionTeacher`): distillation aligns fused features
+    and logits, not gates, so it needs no ``pairs`` option to stay aligned with such a teacher.
     """
 
     modalities = ("eog",)

@@ -10,7 +10,7 @@ the others. One model per task: valence and arousal are separate binary problems
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn as nn
@@ -97,6 +97,12 @@ class FusionTeacher(_TwoBranchTeacher):
     ----------
     config : ModelConfig
         Sizes; ``ModelConfig().for_windows(ws)`` takes channels and window length from data.
+    pairs : sequence of (int, int), optional
+        The fusion's 1-based ``(scored_by, gated)`` depth pairs, handed to its
+        :class:`~kdlib.models.fusion.DepthGating`; default (``None``) the adjacent pairs
+        ``(1, 2), (2, 3), ...`` of ``config.n_layers`` depths. ``pairs=[(1, 3)]`` lets depth 1
+        gate depth 3 alone (notebook 02's exercise 3). The default builds the same parameters
+        in the same order as before the option existed, so seeded teachers are unchanged.
 
     Notes
     -----
@@ -104,11 +110,17 @@ class FusionTeacher(_TwoBranchTeacher):
     :mod:`kdlib.models.fusion` and :func:`kdlib.models.blocks.mean_pool` for why.
     ``forward`` is ``fuse(branches(eeg, eog))``: the two halves are methods of their own so that
     variation 3 can cache the branches' outputs (:class:`BranchOutputs`).
+
+    :class:`~kdlib.models.EOGStudent` keeps its own adjacent pairs whatever the teacher's are:
+    distillation aligns the fused features (``(B, L, 2d)`` against the student's ``(B, L, d)``
+    through :class:`~kdlib.models.FeatureAdapter`) and the logits, never gate with gate, so the
+    two gatings need not match. ``pairs`` is a constructor option, not a ``ModelConfig`` field:
+    :func:`~kdlib.models.build_model` and the protocol runners build the default teacher.
     """
 
-    def __init__(self, config: ModelConfig = DEFAULT):
+    def __init__(self, config: ModelConfig = DEFAULT, pairs: Sequence[tuple[int, int]] | None = None):
         super().__init__(config)
-        self.fusion = ModalFusion(config.d_model, config.n_layers, config.gate_hidden)
+        self.fusion = ModalFusion(config.d_model, config.n_layers, config.gate_hidden, pairs)
         self.head = ClassifierHead(2 * config.d_model, config.n_classes, config.dropout)
 
     def fuse(self, b: BranchOutputs) -> TeacherOutput:

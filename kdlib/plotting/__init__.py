@@ -13,6 +13,10 @@ Figures drawn from the synthetic data set carry a visible "synthetic data" mark
   aligned student, teaching and feedback phases).
 - :mod:`kdlib.plotting.feedback`: notebook 04's diagram of the two phases and the toy problem's
   decision boundaries (teacher before and after feedback, the student it taught).
+- :mod:`kdlib.plotting.recordings`: notebook 01's stacked raw traces (scale bars, baseline) and the
+  share of each trial's windows a fold tests (the leaky split's picture).
+- :mod:`kdlib.plotting.architecture`: notebook 02's block diagram of the fusion teacher (branches,
+  tokenisers, depths, gating pairs, fusion, head).
 """
 
 from kdlib.plotting.core import *  # noqa: F401,F403
@@ -27,4 +31,11 @@ from kdlib.plotting.overview import __all__ as _overview_all
 from kdlib.plotting.feedback import *  # noqa: F401,F403
 from kdlib.plotting.feedback import __all__ as _feedback_all
 
-__all__ = list(_core_all) + list(_alignment_all) + list(_overview_all) + list(_feedback_all)
+from kdlib.plotting.recordings import *  # noqa: F401,F403
+from kdlib.plotting.recordings import __all__ as _recordings_all
+
+from kdlib.plotting.architecture import *  # noqa: F401,F403
+from kdlib.plotting.architecture import __all__ as _architecture_all
+
+__all__ = (list(_core_all) + list(_alignment_all) + list(_overview_all) + list(_feedback_all)
+           + list(_recordings_all) + list(_architecture_all))
