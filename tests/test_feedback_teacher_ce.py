@@ -101,3 +101,13 @@ def test_the_batched_trainer_refuses_feedback_rather_than_ignoring_the_switch():
     config = replace(V3, feedback_config=FeedbackConfig(teacher_ce=False))
     with pytest.raises(ValueError, match="not batched"):
         distill_batched([None], [None], [None], "valence", config)
+
+
+def test_the_switch_enters_no_resume_record():
+    """``kdlib reproduce`` resumes by its config.json (the ProtocolConfig, methods by name) and the data's
+    fingerprint: no DistillConfig or FeedbackConfig field is recorded, so the new field changes no
+    record of an existing run."""
+    from kdlib.evaluate import ProtocolConfig
+
+    record = str(ProtocolConfig().to_dict())
+    assert "teacher_ce" not in record and "feedback_config" not in record and "lookahead_lr" not in record
