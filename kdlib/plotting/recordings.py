@@ -52,7 +52,9 @@ def plot_traces(time_s, groups: dict, baseline_s: float | None = None, title: st
         Sample times in seconds from the trial start.
     groups : dict of str to (numpy.ndarray (C, T), list of str)
         Group name (e.g. ``"EEG"``, ``"EOG"``) -> its traces in µV and their channel names. Each
-        group gets its own vertical scale (its spacing and scale bar): EOG is ten times EEG.
+        group gets its own vertical scale (a channel's height is about five robust SDs of the
+        group's traces; groups of fewer than 6 channels get taller channels, up to 3 rows) and a
+        scale bar: EOG's is about ten times EEG's.
         Every trace is drawn around its own median over the samples shown (the offsets of raw EOG
         are removed for display only; the slow drift within the segment is kept).
     baseline_s : float, optional
@@ -68,34 +70,35 @@ def plot_traces(time_s, groups: dict, baseline_s: float | None = None, title: st
     """
     time_s = np.asarray(time_s, dtype=float)
     n_channels = sum(len(names) for _, names in groups.values())
-    ax = ax if ax is not None else plt.subplots(figsize=(10, 0.2 * n_channels + 1.6))[1]
+    ax = ax if ax is not None else plt.subplots(figsize=(10, 0.2 * n_channels + 2.2))[1]
     colours = {"EOG": "#C44E52"}
-    y, ticks, labels, top = 0.0, [], [], None
+    y, ticks, labels = 0.0, [], []  # one row per channel, rows counted downwards from 0
     x_bar = time_s[-1] + 0.015 * (time_s[-1] - time_s[0])
     for name, (traces, names) in groups.items():
         traces = np.asarray(traces, dtype=float)
         traces = traces - np.median(traces, axis=1, keepdims=True)  # (C, T), display offsets removed
-        spacing = _group_spacing(traces)
+        height = min(3.0, max(1.0, 6.0 / len(names)))  # rows per channel: a group of few channels gets taller ones
+        spacing = _group_spacing(traces)  # µV per channel's height in this group
         bar = nice_scale(spacing)
         start = y
         for trace, ch in zip(traces, names):
-            y -= spacing
-            ax.plot(time_s, trace + y, lw=0.6, color=colours.get(name, "#333333"))
+            y -= height
+            ax.plot(time_s, trace / spacing * height + y, lw=0.6, color=colours.get(name, "#333333"))
             ticks.append(y)
             labels.append(ch)
-        top = start if top is None else top
         mid = (start + y) / 2
-        ax.plot([x_bar, x_bar], [mid - bar / 2, mid + bar / 2], color="k", lw=2.5, solid_capstyle="butt",
-                clip_on=False)
+        half = bar / spacing * height / 2  # half the scale bar, in rows
+        ax.plot([x_bar, x_bar], [mid - half, mid + half], color="k", lw=2.5, solid_capstyle="butt", clip_on=False)
         ax.text(x_bar, mid, f"  {bar:g} µV\n  ({name})", ha="left", va="center", fontsize=8, clip_on=False)
-        y -= spacing / 2
+        y -= 0.6 * height  # a gap before the next group (and below the last trace)
+    top = 0.0
     if baseline_s is not None:
         ax.axvspan(time_s[0], baseline_s, color="grey", alpha=0.15, lw=0)
         ax.axvline(baseline_s, color="k", ls="--", lw=0.8)
         ax.text((time_s[0] + baseline_s) / 2, top, "pre-trial baseline", ha="center", va="bottom", fontsize=8)
         ax.text(baseline_s, top, " video starts", ha="left", va="bottom", fontsize=8)
     ax.set_yticks(ticks, labels, fontsize=7)
-    ax.set(xlim=(time_s[0], time_s[-1]), ylim=(y, top + abs(y) * 0.04), xlabel="time (s)", title=title)
+    ax.set(xlim=(time_s[0], time_s[-1]), ylim=(y, top + 1.0), xlabel="time (s)", title=title)
     return ax
 
 
