@@ -53,10 +53,10 @@ def check_resample(resample):
         t_new = np.arange(n_new) / new_fs
         want = 20 * np.sin(2 * np.pi * freqs[:, None] * t_new + phases[:, None])  # (3, n_new)
         inner = slice(n_new // 16, n_new - n_new // 16)  # edges left out (filters ring there)
-        worst = float(np.abs(got[:, inner] - want[:, inner]).max() / 20)
-        expect(worst < 0.01, f"{fs} -> {new_fs} Hz: a 20 µV sine of {freqs[np.abs(got[:, inner] - want[:, inner]).max(axis=1).argmax()]:g} Hz "
-                             f"is off by {100 * worst:.1f} % of its amplitude (hint: resample the band-limited "
-                             "signal, e.g. mne.filter.resample or scipy.signal.resample_poly, along the time axis)")
+        error = np.abs(got[:, inner] - want[:, inner]).max(axis=1) / 20  # (3,) share of the amplitude
+        expect(error.max() < 0.01, f"{fs} -> {new_fs} Hz: a 20 µV sine of {freqs[error.argmax()]:g} Hz is off by "
+                                   f"{100 * error.max():.1f} % of its amplitude (hint: resample the band-limited "
+                                   "signal, e.g. mne.filter.resample or scipy.signal.resample_poly, along time)")
     bump = np.exp(-0.5 * ((t - 1.5) / 0.05) ** 2)[None] * np.array([[30.0], [-10.0]])  # (2, 512): at 1.5 s
     got = _array(resample(bump, fs, 256), (2, 1024), "the bump at 1.5 s")
     peak = int(np.abs(got[0]).argmax())
@@ -223,5 +223,5 @@ def check_surviving_trials(surviving_trials):
         wrong = np.flatnonzero(got.astype(bool) != want)
         expect(not len(wrong), f"{len(onsets)} onsets in {end_s:g} s (baseline {baseline_s:g} s, trial "
                                f"{duration_s:g} s): {int(got.astype(bool).sum())} kept, expected {int(want.sum())}; "
-                               f"the first wrong one is at {onsets[wrong[0]] if len(wrong) else 0:g} s (hint: a gap equal "
-                               "to the limit is enough; the recording's start and end count as neighbours)")
+                               f"the first wrong one is at {onsets[wrong[0]] if len(wrong) else 0:g} s (hint: a gap "
+                               "equal to the limit is enough; the recording's start and end count as neighbours)")

@@ -134,7 +134,8 @@ def check_resume_plan(resume_plan):
             done = [(out / "points" / k / sweep.DONE_FILE).is_file() for k in keys]
             want = ([k for k, d in zip(keys, done) if not d], [k for k, d in zip(keys, done) if d])
             got = resume_plan(grid, out)
-            expect(isinstance(got, tuple) and len(got) == 2, f"expected a tuple (train, keep), got {type(got).__name__}")
+            expect(isinstance(got, tuple) and len(got) == 2,
+                   f"expected a tuple (train, keep), got {type(got).__name__}")
             got = (list(got[0]), list(got[1]))
             expect(got == want, f"{len(keys)} points, {sum(done)} finished: got train {got[0]}, keep {got[1]}; "
                                 f"expected train {want[0]}, keep {want[1]} (hint: a point is finished when its "

@@ -17,6 +17,8 @@ Figures drawn from the synthetic data set carry a visible "synthetic data" mark
   share of each trial's windows a fold tests (the leaky split's picture).
 - :mod:`kdlib.plotting.architecture`: notebook 02's block diagram of the fusion teacher (branches,
   tokenisers, depths, gating pairs, fusion, head).
+- :mod:`kdlib.plotting.custom`: notebook 06's monopolar eye electrodes and the bipolar EOG formed
+  from them.
 """
 
 from kdlib.plotting.core import *  # noqa: F401,F403
@@ -37,5 +39,8 @@ from kdlib.plotting.recordings import __all__ as _recordings_all
 from kdlib.plotting.architecture import *  # noqa: F401,F403
 from kdlib.plotting.architecture import __all__ as _architecture_all
 
+from kdlib.plotting.custom import *  # noqa: F401,F403
+from kdlib.plotting.custom import __all__ as _custom_all
+
 __all__ = (list(_core_all) + list(_alignment_all) + list(_overview_all) + list(_feedback_all)
-           + list(_recordings_all) + list(_architecture_all))
+           + list(_recordings_all) + list(_architecture_all) + list(_custom_all))
