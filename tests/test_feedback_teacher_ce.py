@@ -95,6 +95,8 @@ def test_no_loss_at_all_is_refused():
     with pytest.raises(ValueError, match="teacher_ce=False needs lam > 0"):
         FeedbackConfig(lam=0.0, teacher_ce=False)
     FeedbackConfig(lam=0.0)  # the teacher's CE alone is fine (exercise 1 of notebook 04)
+    with pytest.raises(ValueError, match="teacher_ce must be True or False"):
+        FeedbackConfig(teacher_ce="no")
 
 
 def test_the_batched_trainer_refuses_feedback_rather_than_ignoring_the_switch():

@@ -63,6 +63,8 @@ class FeedbackConfig:
     look-ahead student follows easily). ``False`` needs ``lam > 0`` (else the teacher's loss is 0).
     Only ``feedback="meta"`` reads it, and only the sequential trainer runs that mode
     (:func:`kdlib.distill.distill.distill_batched` refuses any feedback), so no path ignores it.
+    No run record holds it (``kdlib reproduce``'s ``config.json`` names the methods, not their
+    configurations), so adding it changed no record of an existing run.
     """
 
     every_k: int = 8  # a feedback step after every k teaching steps ("meta"; ~every 1.6 epochs of a DEAP subject)
@@ -81,6 +83,8 @@ class FeedbackConfig:
         if not (self.lam >= 0 and self.lookahead_lr > 0 and self.teacher_lr >= 0):
             raise ValueError(f"lam must be >= 0, lookahead_lr > 0 and teacher_lr >= 0 (0: a teacher that cannot "
                              f"change), got {self.lam}, {self.lookahead_lr}, {self.teacher_lr}")
+        if not isinstance(self.teacher_ce, bool):
+            raise ValueError(f"teacher_ce must be True or False, got {self.teacher_ce!r}")
         if not self.teacher_ce and self.lam == 0:
             raise ValueError("teacher_ce=False needs lam > 0: with neither the teacher's CE nor the meta term "
                              "the teacher's loss is 0 (to freeze the teacher set teacher_lr=0)")
