@@ -4,15 +4,17 @@ answers, and says "not done yet" on the student edition's stub."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.signal
 
-from _course_solutions import function_from, solution_source, stub_source
 from kdlib.course import CheckFailed, ex06
+from kdlib.course.editions import clear_solution, exercises, solution_source
 
-NOTEBOOK = "06_bring_your_own_data.ipynb"
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK = NOTEBOOKS / "06_bring_your_own_data.ipynb"
 EXERCISES = {  # id -> (function name, check)
     "06.1": ("resample", ex06.check_resample),
     "06.2": ("quantisation_step", ex06.check_quantisation_step),
@@ -22,8 +24,19 @@ EXERCISES = {  # id -> (function name, check)
 }
 
 
+def function_from(source, name):
+    """Execute a cell's code in a fresh namespace (as the student edition's check does); its function ``name``."""
+    namespace = {}
+    exec(compile(source, f"<{name}>", "exec"), namespace)  # noqa: S102 (the repository's own notebook)
+    return namespace[name]
+
+
 def solution(exercise_id):
     return function_from(solution_source(NOTEBOOK, exercise_id), EXERCISES[exercise_id][0])
+
+
+def test_the_notebook_holds_these_exercises():
+    assert [ex.exercise_id for ex in exercises(NOTEBOOK)] == sorted(EXERCISES)
 
 
 @pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
@@ -35,7 +48,8 @@ def test_solution_passes(exercise_id, capsys):
 @pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
 def test_stub_is_not_done_yet(exercise_id):
     name, check = EXERCISES[exercise_id]
-    stub = function_from(stub_source(solution_source(NOTEBOOK, exercise_id)), name)
+    source = next(ex.solution for ex in exercises(NOTEBOOK) if ex.exercise_id == exercise_id)
+    stub = function_from(clear_solution(source), name)  # what the student edition holds
     with pytest.raises(CheckFailed, match=rf"exercise {exercise_id} .* is not done yet"):
         check(stub)
 
