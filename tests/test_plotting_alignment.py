@@ -1,4 +1,5 @@
-"""kdlib.plotting.alignment: notebook 03's KD-loss curves and mapped-feature PCA panels."""
+"""kdlib.plotting.alignment (notebook 03's KD-loss curves and mapped-feature PCA panels), and the fixes that
+notebooks 03 and 05 needed in kdlib.plotting.core's shared plots (whole-epoch ticks, legends, axis names)."""
 
 from __future__ import annotations
 
@@ -58,4 +59,32 @@ def test_loss_shares_have_whole_epoch_ticks():
     ax.figure.canvas.draw()
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    plt.close("all")
+
+
+def test_ablation_and_ceiling_legends_sit_beside_the_axes_hiding_no_bar():
+    """Notebook 05's ablation figure: the legend box used to cover the last methods' bars."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    per_subject = pd.DataFrame([dict(method=m, subject=f"s{k}", acc_trial=rng.uniform(0.4, 0.7), n_trials=40,
+                                     majority_trial=0.5) for m in ("majority", "scratch", "v3") for k in range(4)])
+    summary = pd.DataFrame([dict(task="valence", label_ceiling_mean=0.9, eeg_ceiling_mean=0.7, eog_ceiling_mean=0.75)])
+    fig, ax = plt.subplots()
+    plotting.plot_ablation(per_subject, ax=ax)
+    plotting.mark_ceilings(ax, summary, "valence")
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1  # right of the axes, not over the bars
+    assert "EOG ceiling 75 %" in [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(fig)
+
+
+def test_contrasts_axis_names_the_metric_in_words():
+    import pandas as pd
+
+    table = pd.DataFrame([dict(task="valence", metric="acc_trial", contrast="V1 − scratch", mean_diff=0.04,
+                               ci_low=0.01, ci_high=0.07, p_holm=0.03)])
+    ax = plotting.plot_contrasts(table)
+    assert ax.get_xlabel().startswith("difference in trial accuracy")  # not the column name 'acc trial'
     plt.close("all")

@@ -398,6 +398,10 @@ METRIC_LABELS = {"acc_trial": "trial accuracy", "f1_trial": "trial macro F1", "f
                  "acc_window": "window accuracy", "f1_window": "window macro F1"}
 
 
+#: Where :func:`plot_ablation` and :func:`mark_ceilings` put their legend: right of the axes, top-aligned.
+_LEGEND_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)}
+
+
 def plot_ablation(per_subject, metric: str = "acc_trial", names: dict | None = None, ax=None,
                   chance="auto", level: float = 0.95):
     """Per method: every subject as a point, the mean over subjects with its t interval.
@@ -455,7 +459,7 @@ def plot_ablation(per_subject, metric: str = "acc_trial", names: dict | None = N
     ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric.replace("_", " ")))
     ax.set_ylim(0, 1)
-    ax.legend(frameon=False, loc="lower right", fontsize="small")
+    ax.legend(frameon=False, fontsize="small", **_LEGEND_OUTSIDE)  # beside the axes: no bar hidden
     return ax
 
 
@@ -488,7 +492,7 @@ def mark_ceilings(ax, summary, task: str | None = None):
         value = float(rows[f"{col}_mean"].iloc[0]) if len(rows) and f"{col}_mean" in rows else np.nan
         if np.isfinite(value):
             ax.axhline(value, color=color, ls=style, lw=1.3, label=f"{label} {100 * value:.0f} %")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(frameon=False, fontsize=7, **_LEGEND_OUTSIDE)  # beside the axes: no bar hidden
     return ax
 
 
@@ -666,7 +670,7 @@ def plot_contrasts(table, metric: str = "acc_trial", ax=None):
                         va="center", fontsize=7, color=colour)
     ax.set_yticks(range(len(contrasts)), contrasts)
     ax.set_ylim(len(contrasts) - 0.5, -0.5)  # first contrast on top
-    ax.set_xlabel(f"difference in {metric.replace('_', ' ')} (mean, 95 % CI over subjects)")
+    ax.set_xlabel(f"difference in {METRIC_LABELS.get(metric, metric.replace('_', ' '))} (mean, 95 % CI over subjects)")
     ax.margins(x=0.25)
     if len(tasks) > 1:
         ax.legend(frameon=False, fontsize="small", loc="lower right")
