@@ -93,6 +93,17 @@ def test_exercises_are_read_in_order_with_their_notes(tmp_path):
     assert "BEGIN SOLUTION" not in editions.solution_source(path, "99.2")
 
 
+def test_exercise_function_is_the_solution_or_the_stub(tmp_path):
+    path = _notebook(tmp_path, "99_demo.ipynb", _exercise_cells(1))
+    assert editions.exercise_function(path, "99.1")(4) == 8
+    with pytest.raises(NotImplementedError):
+        editions.exercise_function(path, "99.1", stub=True)(4)
+    two = SOLUTION + "\n\ndef helper():\n    return 1\n"
+    path = _notebook(tmp_path, "98_demo.ipynb", _exercise_cells(1, solution=two))
+    with pytest.raises(editions.EditionError, match="defines 2 functions"):
+        editions.exercise_function(path, "98.1")
+
+
 @pytest.mark.parametrize("mutate, problem", [
     (lambda cells: cells.pop(2), "needs a code cell tagged 'check'"),
     (lambda cells: cells[0].__setitem__("source", "### Exercise two\n"), "must start with"),
@@ -113,7 +124,7 @@ def test_the_editions_differ_only_in_solutions_and_notes(tmp_path):
     source = nbformat.read(str(path), as_version=4)
     source.cells[3].outputs = [nbformat.v4.new_output("stream", text="old output")]
     nbformat.write(source, str(path))
-    student, instructor = editions.student_notebook(path), editions.instructor_notebook(path)
+    student, instructor = (editions.edition_notebook(path, kind) for kind in ("student", "instructor"))
     assert [c.source.split("\n")[0] for c in student.cells][:2] == ["# Title", editions.STUDENT_BANNER.format(
         name="99_demo.ipynb")]
     assert not any("instructor" in c.metadata.get("tags", []) for c in student.cells)
@@ -128,6 +139,8 @@ def test_the_editions_differ_only_in_solutions_and_notes(tmp_path):
         "task": False, "points": 1}
     assert solution["student"].metadata["nbgrader"]["solution"] is True
     assert nbformat.read(str(path), as_version=4).cells[3].outputs  # the source is untouched
+    with pytest.raises(ValueError, match="expected one of"):
+        editions.edition_notebook(path, "teacher")
 
 
 def test_build_writes_both_editions_and_removes_stale_ones(tmp_path):

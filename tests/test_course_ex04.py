@@ -1,5 +1,7 @@
-"""The checks of notebook 04's exercises (kdlib.course.ex04): each passes on the notebook's solution,
-fails on plausible wrong answers, and says "not done yet" on the student's stub."""
+"""Notebook 04's graded exercises (kdlib.course.ex04): each check rejects plausible wrong answers.
+
+That each passes on the notebook's solution and fails on the student edition's stub is checked for every
+exercise of the course by tests/test_course.py (``editions.verify_editions``)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import torch
 from kdlib import distill as kd
 from kdlib import paths
 from kdlib.course import CheckFailed, ex04, registered_checks
-from kdlib.course.editions import solution_source
+from kdlib.course.editions import exercise_function
 from kdlib.distill import feedback as fbmod
 
 NOTEBOOK = paths.notebooks_dir() / "04_dynamic_feedback_distillation.ipynb"
@@ -26,9 +28,7 @@ CHECKS = {"04.1": (ex04.check_meta_share, "meta_share"), "04.2": (ex04.check_fee
 
 def solution(exercise_id: str):
     """The notebook's solution function of one exercise, defined in a fresh namespace."""
-    namespace: dict = {}
-    exec(compile(solution_source(NOTEBOOK, exercise_id), f"<solution {exercise_id}>", "exec"), namespace)
-    return namespace[CHECKS[exercise_id][1]]
+    return exercise_function(NOTEBOOK, exercise_id)
 
 
 def fails(check, fn, match: str | None = None) -> str:
@@ -43,21 +43,6 @@ def test_every_exercise_of_the_notebook_has_its_check_registered():
     registered = registered_checks()
     for exercise_id, (check, _) in CHECKS.items():
         assert registered[exercise_id] is check
-
-
-@pytest.mark.parametrize("exercise_id", sorted(CHECKS))
-def test_the_notebooks_solution_passes(exercise_id, capsys):
-    CHECKS[exercise_id][0](solution(exercise_id))
-    assert f"✓ exercise {exercise_id} " in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("exercise_id", sorted(CHECKS))
-def test_a_stub_is_not_done_yet(exercise_id):
-    def stub(*args, **kwargs):
-        raise NotImplementedError()
-
-    message = fails(CHECKS[exercise_id][0], stub, "not done yet")
-    assert message.startswith(f"exercise {exercise_id} ")
 
 
 # --- 04.1 -------------------------------------------------------------------------------------

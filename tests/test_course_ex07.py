@@ -1,5 +1,7 @@
-"""Notebook 07's graded exercises: each check passes on the notebook's solution, fails on plausible wrong
-answers, and says "not done yet" on the student edition's stub."""
+"""Notebook 07's graded exercises (kdlib.course.ex07): each check rejects plausible wrong answers.
+
+That each passes on the notebook's solution and fails on the student edition's stub is checked for every
+exercise of the course by tests/test_course.py (``editions.verify_editions``)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import pytest
 
 from kdlib import sweep
 from kdlib.course import CheckFailed, ex07
-from kdlib.course.editions import clear_solution, exercises, solution_source
+from kdlib.course.editions import exercise_function, exercises
 from kdlib.data import synthetic
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -22,34 +24,13 @@ EXERCISES = {  # id -> (function name, check)
 }
 
 
-def function_from(source, name):
-    """Execute a cell's code in a fresh namespace (as the student edition's check does); its function ``name``."""
-    namespace = {}
-    exec(compile(source, f"<{name}>", "exec"), namespace)  # noqa: S102 (the repository's own notebook)
-    return namespace[name]
-
-
 def solution(exercise_id):
-    return function_from(solution_source(NOTEBOOK, exercise_id), EXERCISES[exercise_id][0])
+    """The function the notebook's solution cell defines, run in a fresh namespace as the editions do."""
+    return exercise_function(NOTEBOOK, exercise_id)
 
 
 def test_the_notebook_holds_these_exercises():
     assert [ex.exercise_id for ex in exercises(NOTEBOOK)] == sorted(EXERCISES)
-
-
-@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
-def test_solution_passes(exercise_id, capsys):
-    EXERCISES[exercise_id][1](solution(exercise_id))
-    assert f"✓ exercise {exercise_id}" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
-def test_stub_is_not_done_yet(exercise_id):
-    name, check = EXERCISES[exercise_id]
-    source = next(ex.solution for ex in exercises(NOTEBOOK) if ex.exercise_id == exercise_id)
-    stub = function_from(clear_solution(source), name)  # what the student edition holds
-    with pytest.raises(CheckFailed, match=rf"exercise {exercise_id} .* is not done yet"):
-        check(stub)
 
 
 def _grid(centre, knobs):

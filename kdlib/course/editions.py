@@ -26,6 +26,7 @@ Examples
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import copy
 import io
@@ -50,8 +51,9 @@ __all__ = [
     "clear_solution",
     "exercises",
     "solution_source",
-    "student_notebook",
-    "instructor_notebook",
+    "exercise_function",
+    "EDITIONS",
+    "edition_notebook",
     "build_editions",
     "run_exercise",
     "verify_editions",
@@ -242,6 +244,40 @@ def solution_source(nb_path: str | Path, exercise_id: str) -> str:
     raise EditionError(f"{Path(nb_path).name}: no exercise {exercise_id}")
 
 
+def exercise_function(nb_path: str | Path, exercise_id: str, stub: bool = False):
+    """The function an exercise's solution cell defines, run in a fresh namespace (as its check cell is).
+
+    Parameters
+    ----------
+    nb_path : str or Path
+        The source notebook.
+    exercise_id : str
+        ``"NN.k"``.
+    stub : bool
+        The student edition's version (solution region replaced by the stub) instead of the solution.
+
+    Returns
+    -------
+    callable
+        The one function the cell defines at its top level.
+
+    Raises
+    ------
+    EditionError
+        No such exercise, or the cell does not define exactly one function.
+    """
+    source = solution_source(nb_path, exercise_id)
+    if stub:
+        source = clear_solution(next(e.solution for e in exercises(nb_path) if e.exercise_id == exercise_id))
+    names = [node.name for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)]
+    if len(names) != 1:
+        raise EditionError(f"{Path(nb_path).name}, exercise {exercise_id}: the solution cell defines "
+                           f"{len(names)} functions ({names}), expected one")
+    namespace = {"__name__": "__course__"}
+    exec(compile(source, f"<exercise {exercise_id}>", "exec"), namespace)
+    return namespace[names[0]]
+
+
 def _banner(text: str, name: str, kind: str):
     cell = nbformat.v4.new_markdown_cell(text.format(name=name))
     cell.id = f"course-{kind}-edition"
@@ -281,38 +317,29 @@ def _edition(nb, name: str, student: bool):
     return nb
 
 
-def student_notebook(nb_path: str | Path):
-    """The student edition of one source notebook (a new ``NotebookNode``; the file is untouched).
+EDITIONS = ("student", "instructor")
+
+
+def edition_notebook(nb_path: str | Path, edition: str):
+    """One edition of one source notebook (a new ``NotebookNode``; the file is untouched).
 
     Parameters
     ----------
     nb_path : str or Path
         The source notebook.
+    edition : {"student", "instructor"}
+        Student: solutions stubbed, instructor notes removed. Instructor: solutions and notes in.
+        Both: outputs cleared, a banner after the title, nbgrader metadata on solution and check cells.
 
     Returns
     -------
     nbformat.NotebookNode
-        Solutions stubbed, instructor notes removed, outputs cleared, a banner after the title.
+        The edition.
     """
+    if edition not in EDITIONS:
+        raise ValueError(f"edition {edition!r}: expected one of {EDITIONS}")
     exercises(nb_path)  # the convention holds, or a one-line EditionError
-    return _edition(_read(Path(nb_path)), Path(nb_path).name, student=True)
-
-
-def instructor_notebook(nb_path: str | Path):
-    """The instructor edition of one source notebook (a new ``NotebookNode``).
-
-    Parameters
-    ----------
-    nb_path : str or Path
-        The source notebook.
-
-    Returns
-    -------
-    nbformat.NotebookNode
-        Solutions and notes in, outputs cleared, a banner after the title.
-    """
-    exercises(nb_path)
-    return _edition(_read(Path(nb_path)), Path(nb_path).name, student=False)
+    return _edition(_read(Path(nb_path)), Path(nb_path).name, student=edition == "student")
 
 
 def _write(nb, path: Path) -> Path:
@@ -362,8 +389,7 @@ def build_editions(src_dir: str | Path | None = None, out_dir: str | Path | None
     """
     sources = discover_notebooks(names, paths.resolve(src_dir, paths.notebooks_dir()))
     out = paths.resolve(out_dir, paths.build_dir() / "course")
-    editions = {"student": [student_notebook(p) for p in sources],
-                "instructor": [instructor_notebook(p) for p in sources]}
+    editions = {kind: [edition_notebook(p, kind) for p in sources] for kind in EDITIONS}
     written = {}
     for kind, notebooks in editions.items():
         folder = out / kind
