@@ -187,6 +187,36 @@ def test_contrasts_forest_plot_of_another_metric_with_an_undefined_interval():
     assert "difference in trial macro F1" in ax.get_xlabel()  # plotting.METRIC_LABELS, not the column name
 
 
+def _overlap(fig, a, b):
+    renderer = fig.canvas.get_renderer()
+    return a.get_window_extent(renderer).overlaps(b.get_window_extent(renderer))
+
+
+def test_stamps_move_off_a_title_or_a_label_they_would_cover():
+    fig = plt.figure(figsize=(12, 3))  # wide enough for the smoke banner in either bottom corner
+    top = fig.text(0.02, 0.99, "a title at the top left, as MNE's figures have", va="top")
+    bottom = fig.text(0.02, 0.01, "a label at the bottom left", va="bottom")
+    plotting.mark_synthetic(fig)
+    plotting.mark_smoke(fig)
+    stamp, banner = fig.texts[2:]
+    assert stamp.get_ha() == "right" and banner.get_ha() == "right"  # moved to the free corners
+    assert not _overlap(fig, stamp, top) and not _overlap(fig, banner, bottom)
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.set_title("short")
+    fig.tight_layout()
+    plotting.mark_synthetic(ax)
+    assert fig.texts[0].get_ha() == "left" and fig.texts[0].get_bbox_patch() is None  # the usual corner
+    fig = plt.figure(figsize=(12, 3))
+    fig.suptitle("a title across the whole top " * 8)
+    plotting.mark_synthetic(fig)  # the top is taken: bottom right
+    assert (fig.texts[-1].get_ha(), fig.texts[-1].get_va()) == ("right", "bottom")
+    fig = plt.figure(figsize=(3, 2))
+    fig.suptitle("x" * 200)
+    fig.supxlabel("x" * 200)  # covers every corner: the stamp stays top left, on a white box
+    plotting.mark_synthetic(fig)
+    assert fig.texts[-1].get_ha() == "left" and fig.texts[-1].get_bbox_patch() is not None
+
+
 def test_mark_smoke_banner_only_when_asked():
     fig, ax = plt.subplots()
     assert plotting.mark_smoke(ax, smoke=False) is ax and not fig.texts

@@ -9,6 +9,7 @@ Figures drawn from the synthetic data set carry a visible "synthetic data" mark
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.transforms import Bbox
 from matplotlib.ticker import MaxNLocator
 import numpy as np
 import seaborn as sns
@@ -64,13 +65,43 @@ def _ax(ax, figsize=(6, 4)):
     return ax
 
 
+def _collides(fig, stamp) -> bool:
+    """Whether ``stamp`` (a figure text) comes within 3 points of any other visible text of ``fig``."""
+    renderer = fig.canvas.get_renderer()
+    gap = 3 * fig.dpi / 72  # 3 points of clearance: texts that merely touch read as one
+    x0, y0, x1, y1 = stamp.get_window_extent(renderer).extents
+    box = Bbox.from_extents(x0 - gap, y0 - gap, x1 + gap, y1 + gap)
+    others = (t.get_window_extent(renderer) for t in fig.findobj(match=plt.Text)
+              if t is not stamp and t.get_visible() and t.get_text().strip())
+    return any(box.overlaps(other) for other in others if other.width > 1 and other.height > 1)
+
+
+def _stamp(fig, text: str, corners, **style):
+    """Write ``text`` in the first of ``corners`` where it overlaps no other text; else the first, boxed.
+
+    The figure's layout is applied first (``draw_without_rendering``), so titles and tick labels sit
+    where they will be drawn. Each corner is ``(x, y, ha, va)`` in figure coordinates.
+    """
+    fig.draw_without_rendering()
+    for x, y, ha, va in corners:
+        stamp = fig.text(x, y, text, ha=ha, va=va, **style)
+        if not _collides(fig, stamp):
+            return stamp
+        stamp.remove()
+    x, y, ha, va = corners[0]
+    style.setdefault("bbox", dict(facecolor="white", edgecolor="none", alpha=0.9, pad=1))
+    return fig.text(x, y, text, ha=ha, va=va, **style)  # readable on top of what it covers
+
+
 def mark_synthetic(target, synthetic: bool = True):
     """Stamp a figure or Axes with :data:`SYNTHETIC_NOTE` when ``synthetic`` is True.
 
     Parameters
     ----------
     target : matplotlib Figure or Axes
-        The stamp goes on the figure (an Axes' own figure), top left.
+        The stamp goes on the figure (an Axes' own figure), in the first corner where it overlaps no
+        title or label: top left, top right, bottom right, bottom left; where all four would, top
+        left on a white box.
     synthetic : bool
         Whether the figure shows synthetic data; False leaves ``target`` untouched.
 
@@ -82,8 +113,10 @@ def mark_synthetic(target, synthetic: bool = True):
     if not synthetic:
         return target
     fig = target if isinstance(target, plt.Figure) else target.figure
-    fig.text(0.005, 0.995, SYNTHETIC_NOTE, ha="left", va="top", fontsize=8, color="#B22222",
-             alpha=0.9, style="italic")  # top-left: clear of tick labels and legends
+    corners = [(0.005, 0.995, "left", "top"), (0.995, 0.995, "right", "top"), (0.995, 0.005, "right", "bottom"),
+               (0.005, 0.005, "left", "bottom")]
+    _stamp(fig, SYNTHETIC_NOTE, corners,
+           fontsize=8, color="#B22222", alpha=0.9, style="italic")
     return target
 
 
@@ -102,14 +135,16 @@ def mark_smoke(target, smoke: bool = True):
 
     Notes
     -----
-    The banner sits at the bottom-left on a white box, so it never collides with
-    :func:`mark_synthetic`'s stamp at the top-left and stays readable over the axes.
+    The banner sits at the bottom left (bottom right where the left would overlap a label) on a
+    white box, so it never collides with :func:`mark_synthetic`'s stamp at the top and stays
+    readable over the axes.
     """
     if not smoke:
         return target
     fig = target if isinstance(target, plt.Figure) else target.figure
-    fig.text(0.005, 0.005, SMOKE_NOTE, ha="left", va="bottom", fontsize=8, color="#B22222", weight="bold",
-             bbox=dict(facecolor="white", edgecolor="#B22222", alpha=0.9, pad=2))
+    _stamp(fig, SMOKE_NOTE, [(0.005, 0.005, "left", "bottom"), (0.995, 0.005, "right", "bottom")],
+           fontsize=8, color="#B22222", weight="bold",
+           bbox=dict(facecolor="white", edgecolor="#B22222", alpha=0.9, pad=2))
     return target
 
 
