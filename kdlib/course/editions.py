@@ -222,6 +222,13 @@ def exercises(nb_path: str | Path, markers: bool = True) -> list[Exercise]:
     return found
 
 
+def _find(nb_path: str | Path, exercise_id: str) -> Exercise:
+    for exercise in exercises(nb_path):
+        if exercise.exercise_id == exercise_id:
+            return exercise
+    raise EditionError(f"{Path(nb_path).name}: no exercise {exercise_id}")
+
+
 def solution_source(nb_path: str | Path, exercise_id: str) -> str:
     """The solution cell of one exercise, markers removed (what tests feed to its check).
 
@@ -237,11 +244,8 @@ def solution_source(nb_path: str | Path, exercise_id: str) -> str:
     str
         Runnable code that defines the exercise's function.
     """
-    for exercise in exercises(nb_path):
-        if exercise.exercise_id == exercise_id:
-            lines = exercise.solution.splitlines()
-            return "\n".join(line for line in lines if line.strip() not in (SOLUTION_BEGIN, SOLUTION_END))
-    raise EditionError(f"{Path(nb_path).name}: no exercise {exercise_id}")
+    lines = _find(nb_path, exercise_id).solution.splitlines()
+    return "\n".join(line for line in lines if line.strip() not in (SOLUTION_BEGIN, SOLUTION_END))
 
 
 def exercise_function(nb_path: str | Path, exercise_id: str, stub: bool = False):
@@ -266,9 +270,8 @@ def exercise_function(nb_path: str | Path, exercise_id: str, stub: bool = False)
     EditionError
         No such exercise, or the cell does not define exactly one function.
     """
-    source = solution_source(nb_path, exercise_id)
-    if stub:
-        source = clear_solution(next(e.solution for e in exercises(nb_path) if e.exercise_id == exercise_id))
+    source = (clear_solution(_find(nb_path, exercise_id).solution) if stub
+              else solution_source(nb_path, exercise_id))
     names = [node.name for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)]
     if len(names) != 1:
         raise EditionError(f"{Path(nb_path).name}, exercise {exercise_id}: the solution cell defines "
