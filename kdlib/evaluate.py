@@ -60,6 +60,7 @@ __all__ = [
     "ProtocolConfig",
     "Unit",
     "scores",
+    "trial_votes",
     "shuffle_trial_labels",
     "label_permutation",
     "plan_units",
@@ -237,6 +238,31 @@ class Unit:
 
 # --- metrics ----------------------------------------------------------------------------------
 
+def trial_votes(prob: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The trial-level vote: each trial's class is the argmax of its windows' mean probability.
+
+    Parameters
+    ----------
+    prob : ndarray, shape (N, C)
+        Class probabilities of the windows.
+    groups : ndarray, shape (N,)
+        Trial code of every window.
+
+    Returns
+    -------
+    trials : ndarray, shape (n_trials,)
+        The trial codes, sorted (``np.unique`` order).
+    trial_pred : ndarray, shape (n_trials,)
+        The voted class of each trial.
+    inverse : ndarray, shape (N,)
+        Each window's index into ``trials``.
+    """
+    trials, inverse = np.unique(groups, return_inverse=True)
+    trial_prob = np.zeros((len(trials), prob.shape[1]))
+    np.add.at(trial_prob, inverse, prob)  # sum of window probabilities per trial (mean: same argmax)
+    return trials, trial_prob.argmax(1), inverse
+
+
 def scores(prob: np.ndarray, y: np.ndarray, groups: np.ndarray, train_majority: int) -> dict:
     """Window- and trial-level accuracy and macro F1, with the majority-class accuracy beside them.
 
@@ -258,12 +284,9 @@ def scores(prob: np.ndarray, y: np.ndarray, groups: np.ndarray, train_majority: 
         n_trials`` and the trial-level confusion counts ``trial_tn, trial_fp, trial_fn, trial_tp``.
     """
     pred = prob.argmax(1)
-    trials, inverse = np.unique(groups, return_inverse=True)
-    trial_prob = np.zeros((len(trials), prob.shape[1]))
-    np.add.at(trial_prob, inverse, prob)  # sum of window probabilities per trial (mean: same argmax)
+    trials, trial_pred, inverse = trial_votes(prob, groups)
     trial_y = np.zeros(len(trials), dtype=y.dtype)
     trial_y[inverse] = y
-    trial_pred = trial_prob.argmax(1)
     f1 = lambda t, p: f1_score(t, p, average="macro", labels=[0, 1], zero_division=0)  # noqa: E731
     (tn, fp), (fn, tp) = confusion_matrix(trial_y, trial_pred, labels=[0, 1])
     return dict(acc_window=accuracy_score(y, pred), f1_window=f1(y, pred),

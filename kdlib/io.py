@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_dir", "remove_stale_temporaries"]
+__all__ = ["atomic_write", "atomic_path", "atomic_dir", "remove_stale_temporaries"]
 
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
 _TEMPORARY = re.compile(r"^\..+\.tmp$")
@@ -60,13 +60,32 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb"):
     file object
         Write to it; on an exception the temporary file is removed and ``path`` is untouched.
     """
+    with atomic_path(path) as tmp, open(tmp, mode) as fh:
+        yield fh
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """A temporary file's path beside ``path``, for writers that take a file name; renamed onto ``path`` on success.
+
+    Parameters
+    ----------
+    path : path-like
+        The final file. Its folder is created if needed.
+
+    Yields
+    ------
+    Path
+        Write the file there (e.g. ``torch.save``, MNE's export); on an exception it is removed and
+        ``path`` is untouched. Its name is the one :func:`remove_stale_temporaries` recognises.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=".tmp")
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode) as fh:
-            yield fh
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

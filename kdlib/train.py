@@ -63,6 +63,7 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
 from kdlib.data.windows import WindowSet, majority_accuracy
+from kdlib.io import atomic_path
 from kdlib.repro import choose_device, dataloader_generator, seed_everything
 
 __all__ = [
@@ -351,13 +352,8 @@ def save_checkpoint(model: nn.Module | dict, path: str | Path, **meta) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = model.state_dict() if isinstance(model, nn.Module) else model
     payload = {"state_dict": {k: v.detach().cpu() for k, v in state.items()}, "meta": _plain(meta)}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

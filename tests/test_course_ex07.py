@@ -5,6 +5,7 @@ exercise of the course by tests/test_course.py (``editions.verify_editions``).""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,12 @@ def test_checks_are_registered():
     checks = registered_checks()
     for exercise_id, (_, check) in EXERCISES.items():
         assert checks[exercise_id] is check
+
+
+def test_a_grown_grid_keeps_the_sweep_record():
+    """What check 07.3 relies on: adding knob values leaves sweep.json's record unchanged, so finished points stay."""
+    base = sweep.SWEEP_PRESETS["smoke"]
+    knobs = dict(base.knobs)
+    grown = replace(base, knobs=(("rating_noise_sd", knobs["rating_noise_sd"]), ("eeg_to_eog", knobs["eeg_to_eog"]),
+                                 ("n_trials", (*knobs["n_trials"], 16))))
+    assert sweep.sweep_record(grown) == sweep.sweep_record(base)

@@ -487,3 +487,12 @@ def test_auto_trainer_stacks_on_cuda_only(monkeypatch):
     assert evaluate.resolve_trainer("auto", "cpu") == "sequential"
     monkeypatch.setattr(kdlib.repro, "choose_device", lambda prefer="auto": torch.device("cuda"))
     assert evaluate.resolve_trainer("auto", "auto") == "batched"
+
+
+def test_trial_votes_average_probabilities_and_scores_use_them():
+    prob = np.array([[0.1, 0.9], [0.55, 0.45], [0.55, 0.45], [0.3, 0.7], [0.8, 0.2]])  # trial 5: a sure window wins
+    groups = np.array([5, 5, 5, 2, 7])
+    trials, votes, inverse = evaluate.trial_votes(prob, groups)
+    assert trials.tolist() == [2, 5, 7] and votes.tolist() == [1, 1, 0] and trials[inverse].tolist() == groups.tolist()
+    y = np.array([1, 1, 1, 0, 0])  # trial 2 is wrong, 5 and 7 right
+    assert evaluate.scores(prob, y, groups, 0)["acc_trial"] == pytest.approx(2 / 3)

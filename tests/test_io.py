@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from kdlib.io import atomic_dir, atomic_write
+from kdlib.io import atomic_dir, atomic_path, atomic_write
 
 
 def test_replaces_on_success_with_umask_permissions(tmp_path):
@@ -54,3 +54,15 @@ def test_atomic_dir_keeps_an_entry_another_process_finished_first(tmp_path):
         (target / "a.txt").write_text("first")  # finished meanwhile by someone else
     assert (target / "a.txt").read_text() == "first"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_path_hands_a_writer_a_temporary_name(tmp_path):
+    target = tmp_path / "sub" / "rec.edf"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".rec.edf.") and tmp.name.endswith(".tmp")
+        tmp.write_bytes(b"new")  # a writer that opens the file by name (torch.save, MNE's export)
+    assert target.read_bytes() == b"new" and [p.name for p in target.parent.iterdir()] == ["rec.edf"]
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("writer failed")
+    assert target.read_bytes() == b"new" and [p.name for p in target.parent.iterdir()] == ["rec.edf"]

@@ -66,8 +66,7 @@ def test_toy_boundaries_one_panel_per_pair_and_the_boundaries_where_p_is_half():
     x0, x1, y0, y1 = plotting.TOY_EXTENT
     assert axes[0].get_xlim() == pytest.approx((x0, x1)) and axes[0].get_ylim() == pytest.approx((y0, y1))
     # the teacher of panel a is p = sigmoid(x1): its boundary is the line x1 = 0
-    # "k" as matplotlib resolves it now: seaborn's set_theme (plotting.set_style) remaps the colour codes
-    teacher_lines = [c for c in axes[0].collections if edge_is(c, matplotlib.colors.to_rgba("k"))]
+    teacher_lines = [c for c in axes[0].collections if edge_is(c, (0, 0, 0, 1))]
     assert len(teacher_lines) == 1
     verts = np.concatenate([p.vertices for c in teacher_lines for p in c.get_paths() if len(p.vertices)])
     assert np.abs(verts[:, 0]).max() < 0.05

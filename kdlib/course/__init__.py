@@ -27,7 +27,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CheckFailed", "check", "registered_checks", "expect"]
+__all__ = ["CheckFailed", "check", "registered_checks", "expect", "paired_by_fold"]
 
 _REGISTRY: dict[str, Callable[..., Any]] = {}
 
@@ -114,3 +114,24 @@ def registered_checks() -> dict[str, Callable[..., Any]]:
         if module.name.startswith("ex") and module.name[2:].isdigit():
             importlib.import_module(f"{__name__}.{module.name}")
     return dict(sorted(_REGISTRY.items()))
+
+
+def paired_by_fold(table, a: str, b: str, metric: str):
+    """Model ``a``'s ``metric`` minus model ``b``'s, fold by fold: the reference of checks 02.1 and 03.4.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per (fold, model), with the columns ``fold``, ``model`` and ``metric``; any row order.
+    a, b : str
+        The models compared.
+    metric : str
+        The score column.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by fold, only the folds both models have.
+    """
+    wide = table.pivot(index="fold", columns="model", values=metric)  # (folds, models)
+    return (wide[a] - wide[b]).dropna()

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kdlib.course import check, expect
+from kdlib.course import check, expect, paired_by_fold
 from kdlib.models import SMOKE, FusionTeacher, LateFusionTeacher, example_inputs
 from kdlib.stats import t_interval
 
@@ -52,8 +52,7 @@ def check_gap_interval(gap_interval):
     for a, b, metric in (("eog_only", "eeg_only", "accuracy"), ("teacher", "late_fusion", "f1"),
                          ("eeg_only", "teacher", "f1")):
         scores = _scores(rng)
-        wide = scores.pivot(index="fold", columns="model", values=metric)  # (folds, models)
-        want = np.array(t_interval((wide[a] - wide[b]).dropna()))
+        want = np.array(t_interval(paired_by_fold(scores, a, b, metric)))
         got = gap_interval(scores.copy(), a, b, metric)
         expect(isinstance(got, tuple) and len(got) == 3, f"expected a tuple (mean, low, high), got {got!r}")
         got = np.asarray(got, dtype=float)

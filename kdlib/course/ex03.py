@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kdlib.course import check, expect
+from kdlib.course import check, expect, paired_by_fold
 from kdlib.distill import hinton_kd, linear_cka
 from kdlib.models import FeatureAdapter
 
@@ -135,11 +135,6 @@ def _scores_table(seed: int) -> pd.DataFrame:
     return table.iloc[rng.permutation(len(table))].reset_index(drop=True)
 
 
-def _want_gain(table: pd.DataFrame, a: str, b: str, metric: str) -> pd.Series:
-    wide = table.pivot(index="fold", columns="model", values=metric)
-    return (wide[a] - wide[b]).dropna()
-
-
 @check("03.4", "a paired gain over folds")
 def check_paired_gain(paired_gain):
     """Check ``paired_gain(scores, a, b, metric)`` -> Series of ``a − b`` indexed by fold.
@@ -154,7 +149,7 @@ def check_paired_gain(paired_gain):
         table = _scores_table(seed)
         if seed == 2:  # a fold the model b has no score for: it cannot be paired
             table = table[~((table["model"] == b) & (table["fold"] == 3))]
-        want = _want_gain(table, a, b, metric)
+        want = paired_by_fold(table, a, b, metric)
         got = paired_gain(table.copy(), a, b, metric)
         expect(isinstance(got, pd.Series), f"expected a pandas Series indexed by fold, got {type(got).__name__}")
         got = got.dropna()

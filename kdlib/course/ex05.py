@@ -6,7 +6,7 @@
   folds of ``kdlib.data.splits.leave_one_subject_out`` (training side = teaching + validation +
   quiz windows).
 - ``05.3`` :func:`check_trial_vote` -- the trial-level vote (mean window probability, then
-  argmax) of ``kdlib.evaluate.scores``.
+  argmax), against ``kdlib.evaluate.trial_votes``, the vote ``kdlib.evaluate.scores`` scores with.
 
 Every check builds its own small seeded inputs (CPU, well under a second) and computes the
 expected values with kdlib or an independent formula.
@@ -122,10 +122,7 @@ def check_trial_vote(trial_vote):
     cases = [(confident, np.array([5, 5, 5, 2]), "windows 0.9, 0.45, 0.45 for class 1 in one trial")]
     cases += [(*_vote_case(seed), f"random case {seed}") for seed in range(3)] + [(*_vote_case(9, 3), "three classes")]
     for prob, groups, what in cases:
-        trials, inverse = np.unique(groups, return_inverse=True)
-        mean_prob = np.zeros((len(trials), prob.shape[1]))
-        np.add.at(mean_prob, inverse, prob / np.bincount(inverse)[inverse, None])  # (n_trials, C)
-        want = mean_prob.argmax(1)  # (n_trials,)
+        trials, want, _ = evaluate.trial_votes(prob, groups)  # (n_trials,): the vote kdlib scores with
         got = np.asarray(trial_vote(prob.copy(), groups.copy()))
         expect(got.shape == want.shape, f"{what}: expected {len(want)} votes (one per trial), got shape {got.shape}")
         hard = np.array([np.bincount(prob[groups == t].argmax(1), minlength=prob.shape[1]).argmax() for t in trials])
@@ -133,8 +130,3 @@ def check_trial_vote(trial_vote):
                 "counts more than two unsure ones" if np.array_equal(got, hard) else
                 "one vote per trial, trials in np.unique(groups) order, the argmax of the mean probability")
         expect(np.array_equal(got, want), f"{what}: votes {got.tolist()}, expected {want.tolist()} (hint: {hint})")
-        if prob.shape[1] == 2:  # the trial accuracy kdlib's scores report from the same vote
-            y = (groups % 2).astype(np.int64)  # labels constant within a trial
-            mine = float(np.mean(got == (trials % 2)))
-            expect(abs(mine - evaluate.scores(prob, y, groups, 0)["acc_trial"]) < 1e-12,
-                   f"{what}: trial accuracy {mine:.3f} from your votes differs from kdlib.evaluate.scores'")

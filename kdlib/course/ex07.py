@@ -121,7 +121,6 @@ def check_resume_plan(resume_plan):
     knobs = dict(base.knobs)
     grown = replace(base, knobs=(("rating_noise_sd", knobs["rating_noise_sd"]), ("eeg_to_eog", knobs["eeg_to_eog"]),
                                  ("n_trials", (*knobs["n_trials"], 16))))
-    expect(sweep.sweep_record(grown) == sweep.sweep_record(base), "internal: a grown grid must keep the record")
     for grid, finished in ((grown, slice(None)), (grown, slice(0, 2)), (base, slice(0, 0))):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)

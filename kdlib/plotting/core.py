@@ -135,9 +135,9 @@ def mark_smoke(target, smoke: bool = True):
 
     Notes
     -----
-    The banner sits at the bottom left (bottom right where the left would overlap a label) on a
-    white box, so it never collides with :func:`mark_synthetic`'s stamp at the top and stays
-    readable over the axes.
+    The banner sits at the bottom left (bottom right where the left would overlap a label or
+    :func:`mark_synthetic`'s stamp, which may itself have moved to a bottom corner) on a white box,
+    so it stays readable over the axes.
     """
     if not smoke:
         return target

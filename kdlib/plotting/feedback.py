@@ -105,7 +105,7 @@ def _grid(extent: Sequence[float], n: int = 200) -> tuple[np.ndarray, np.ndarray
 
 
 def _toy_legend(ax, with_before: bool) -> None:
-    ax.plot([], [], "k", label="teacher's boundary (p = 0.5)")
+    ax.plot([], [], color="black", label="teacher's boundary (p = 0.5)")  # a name: seaborn remaps "k"
     if with_before:
         ax.plot([], [], ":", color="0.35", label="teacher before feedback")
     ax.plot([], [], "--", color="#117a65", label="linear student it taught")
@@ -151,7 +151,7 @@ def plot_toy_boundaries(panels, points: np.ndarray, labels: np.ndarray, before: 
         ax.contourf(xx, yy, prob(teacher), levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.55)
         if before is not None:
             ax.contour(xx, yy, prob(before), levels=[0.5], colors="0.35", linestyles=":", linewidths=1.5)
-        ax.contour(xx, yy, prob(teacher), levels=[0.5], colors="k", linewidths=1.8)
+        ax.contour(xx, yy, prob(teacher), levels=[0.5], colors="black", linewidths=1.8)
         ax.contour(xx, yy, prob(student), levels=[0.5], colors="#117a65", linewidths=2, linestyles="--")
         ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="RdBu_r", s=8, edgecolors="none")
         ax.set(title=title, xlabel="$x_1$", xlim=extent[:2], ylim=extent[2:])

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...io import atomic_write
+from ...io import atomic_path, atomic_write
 from .. import synthetic
 
 __all__ = ["DIGITAL_MAX", "EOG_ELECTRODES", "quantisation_step", "write_recording", "monopolar_eog",
@@ -103,13 +103,8 @@ def write_recording(path: str | os.PathLike, eeg_uv: np.ndarray, eog_uv: np.ndar
     names = [*eeg_names, *eog_names]
     info = mne.create_info(names, float(fs), ["eeg"] * len(eeg_names) + ["eog"] * len(eog_names))
     raw = mne.io.RawArray(np.concatenate([eeg_uv, eog_uv]) * 1e-6, info, verbose="error")  # (n, T) volts
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:  # fmt is given, so the temporary's ".tmp" suffix does not matter
         mne.export.export_raw(tmp, raw, fmt=fmt, overwrite=True, verbose="error")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
