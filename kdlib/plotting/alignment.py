@@ -10,7 +10,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from kdlib.plotting.core import plot_feature_pca
+from kdlib.plotting.core import _ax, plot_feature_pca
 
 __all__ = ["plot_kd_curves", "r_squared", "plot_mapped_pca"]
 
@@ -36,8 +36,7 @@ def plot_kd_curves(gap, curves: dict, teacher_gap: float, ax=None):
     -------
     matplotlib Axes
     """
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.4))
+    ax = _ax(ax, figsize=(6, 3.4))
     gap = np.asarray(gap, dtype=float)
     for colour, (temperature, loss) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], curves.items()):
         loss = np.asarray(loss, dtype=float)  # (G,)

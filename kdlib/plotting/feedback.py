@@ -148,10 +148,11 @@ def plot_toy_boundaries(panels, points: np.ndarray, labels: np.ndarray, before: 
     xx, yy, grid = _grid(extent)
     prob = lambda f: np.asarray(f(grid), dtype=float).reshape(xx.shape)  # noqa: E731  (H, W)
     for ax, (title, teacher, student) in zip(axes, panels):
-        ax.contourf(xx, yy, prob(teacher), levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.55)
+        p_teacher = prob(teacher)  # (H, W)
+        ax.contourf(xx, yy, p_teacher, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.55)
         if before is not None:
             ax.contour(xx, yy, prob(before), levels=[0.5], colors="0.35", linestyles=":", linewidths=1.5)
-        ax.contour(xx, yy, prob(teacher), levels=[0.5], colors="black", linewidths=1.8)
+        ax.contour(xx, yy, p_teacher, levels=[0.5], colors="black", linewidths=1.8)
         ax.contour(xx, yy, prob(student), levels=[0.5], colors="#117a65", linewidths=2, linestyles="--")
         ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="RdBu_r", s=8, edgecolors="none")
         ax.set(title=title, xlabel="$x_1$", xlim=extent[:2], ylim=extent[2:])

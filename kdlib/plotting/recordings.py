@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
+from kdlib.plotting.core import _ax
+
 __all__ = ["nice_scale", "plot_traces", "plot_test_shares"]
 
 
@@ -70,7 +72,7 @@ def plot_traces(time_s, groups: dict, baseline_s: float | None = None, title: st
     """
     time_s = np.asarray(time_s, dtype=float)
     n_channels = sum(len(names) for _, names in groups.values())
-    ax = ax if ax is not None else plt.subplots(figsize=(10, 0.2 * n_channels + 2.2))[1]
+    ax = _ax(ax, figsize=(10, 0.2 * n_channels + 2.2))
     colours = {"EOG": "#C44E52"}
     y, ticks, labels = 0.0, [], []  # one row per channel, rows counted downwards from 0
     x_bar = time_s[-1] + 0.015 * (time_s[-1] - time_s[0])
@@ -129,7 +131,7 @@ def plot_test_shares(trial, folds, ax=None, cmap: str = "Purples"):
     tested = [np.bincount(np.searchsorted(trials, trial[np.asarray(f.test, dtype=int)]), minlength=len(trials))
               for f in folds]  # n_folds x (n_trials,) test windows per trial
     shares = np.array(tested) / per_trial  # (n_folds, n_trials)
-    ax = ax if ax is not None else plt.subplots(figsize=(max(6, 0.16 * len(trials)), 0.5 * len(folds) + 1.2))[1]
+    ax = _ax(ax, figsize=(max(6, 0.16 * len(trials)), 0.5 * len(folds) + 1.2))
     im = ax.imshow(shares, aspect="auto", cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     for r, c in zip(*np.nonzero((shares > 0) & (shares < 1))):  # the trial is on both sides of this fold
         ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, hatch="////", edgecolor="#333333", lw=0))
