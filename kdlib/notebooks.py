@@ -1,4 +1,4 @@
-"""Execute the numbered notebooks headless, in order, with papermill.
+"""Execute the numbered notebooks headless, in order (or a few at a time), with papermill.
 
 ``make run`` calls ``python -m kdlib.notebooks --full`` and ``make test`` calls
 ``python -m kdlib.notebooks --smoke``; the executed copies land in ``build/notebooks/``, where
@@ -274,6 +274,7 @@ def run_notebooks(
     *,
     allow_stderr: bool | None = None,
     src_dir: str | os.PathLike | None = None,
+    jobs: int = 1,
 ) -> list[Path]:
     """Execute the numbered notebooks in order with papermill.
 
@@ -299,6 +300,11 @@ def run_notebooks(
     src_dir : str or path-like, optional
         Folder of the notebooks to run; default ``notebooks/``. ``make test`` runs the course's
         instructor edition, ``build/course/instructor`` (:mod:`kdlib.course.editions`).
+    jobs : int
+        Notebooks run at once, each in its own kernel (default 1: one after the other). The
+        notebooks are independent (each prepares its own data; caches are written atomically)
+        and each sets its own torch threads, so their outputs are the same for any ``jobs``;
+        ``make run`` and ``make test`` run two at a time on two cores.
 
     Returns
     -------
@@ -309,25 +315,60 @@ def run_notebooks(
     ------
     NotebookRunError
         Naming the notebook: no notebooks, missing kernel, no ``parameters`` cell or no
-        ``SMOKE`` in it (all checked before the first notebook runs), an exception in a cell,
-        or stderr output in a smoke run.
+        ``SMOKE`` in it, ``jobs`` below 1 (all checked before the first notebook runs), an
+        exception in a cell, or stderr output in a smoke run.
     """
+    if jobs < 1:
+        raise NotebookRunError(f"jobs must be at least 1, got {jobs}")
     src = paths.resolve(src_dir, paths.notebooks_dir())
     plan = _plan(discover_notebooks(names, src), smoke, dict(extra_parameters or {}))
     _check_kernel(kernel)
     allow_stderr = (not smoke) if allow_stderr is None else allow_stderr
     out = paths.resolve(out_dir, paths.built_notebooks_dir())
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    bar = tqdm(plan, desc="smoke" if smoke else "full", unit="notebook", file=sys.stdout)
-    for path, parameters in bar:
-        bar.set_postfix_str(path.stem)
-        out_path = out / path.name
-        _execute_one(path, out_path, parameters, kernel)
-        if not allow_stderr:
-            _check_stderr(out_path)
-        written.append(out_path)
-    return written
+    runs = [(path, out / path.name, parameters, kernel, allow_stderr) for path, parameters in plan]
+    bar = tqdm(total=len(runs), desc="smoke" if smoke else "full", unit="notebook", file=sys.stdout)
+    with bar:
+        if jobs <= 1 or len(runs) == 1:
+            for run in runs:
+                bar.set_postfix_str(run[0].stem)
+                _run_one(*run)
+                bar.update()
+        else:
+            _run_parallel(runs, jobs, bar)
+    return [run[1] for run in runs]
+
+
+def _run_one(path: Path, out_path: Path, parameters: dict[str, Any], kernel: str, allow_stderr: bool) -> Path:
+    """Execute one notebook of the plan and check its stderr; the executed copy's path."""
+    _execute_one(path, out_path, parameters, kernel)
+    if not allow_stderr:
+        _check_stderr(out_path)
+    return out_path
+
+
+def _run_parallel(runs: list[tuple], jobs: int, bar: tqdm) -> None:
+    """Execute the runs of the plan ``jobs`` at a time, in numbered order of start.
+
+    Each notebook runs in its own kernel either way, with its own thread settings, so its
+    outputs do not depend on ``jobs``. After the first failure no other notebook starts; it is
+    raised once the running ones have finished (their copies are kept).
+    """
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    # spawn, not fork: the parent holds threads (tqdm's monitor, papermill's loggers)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        queue, running = list(runs), set()
+        while queue or running:
+            while queue and len(running) < jobs:  # submitted one by one: the pool would queue ahead
+                running.add(pool.submit(_run_one, *queue.pop(0)))
+            done, running = wait(running, return_when=FIRST_EXCEPTION)
+            bar.update(len(done))
+            failed = [future for future in done if future.exception() is not None]
+            if failed:
+                wait(running)
+                raise failed[0].exception()
 
 
 def _literal(text: str) -> Any:
@@ -353,7 +394,20 @@ def _parser() -> argparse.ArgumentParser:
         help="extra notebook parameter; VALUE is read as a Python literal when it is one",
     )
     parser.add_argument("--allow-stderr", action="store_true", help="accept stderr output in smoke runs")
+    parser.add_argument("--jobs", type=_positive_int, default=1,
+                        help="notebooks run at once, each in its own kernel (default 1)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    """``--jobs``: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -375,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         written = run_notebooks(
             smoke=args.smoke, out_dir=args.out, names=args.only, kernel=args.kernel,
             extra_parameters=extra, allow_stderr=True if args.allow_stderr else None, src_dir=args.src,
+            jobs=args.jobs,
         )
     except NotebookRunError as err:
         print(f"kdlib.notebooks: error: {err}", file=sys.stderr)

@@ -103,6 +103,46 @@ def test_stderr_is_an_error_in_smoke_runs_only(root):
     assert notebooks.stderr_outputs(written[0])[0][0] == 2  # after the injected-parameters cell
 
 
+def test_jobs_run_notebooks_at_once_with_the_same_outputs(root, tmp_path):
+    """``jobs=2``: both notebooks run at the same time (each waits for the other's marker), and
+    every executed copy holds what a one-at-a-time run gives, returned in numbered order."""
+    meet = tmp_path / "meet"
+    wait_for = ("import pathlib, time\n"
+                "pathlib.Path({me!r}).touch()\n"
+                "deadline = time.monotonic() + 60\n"
+                "while not pathlib.Path({other!r}).exists() and time.monotonic() < deadline:\n"
+                "    time.sleep(0.05)\n"
+                "print('met', pathlib.Path({other!r}).exists())")
+    write_notebook(root / "notebooks", "01_a.ipynb", wait_for.format(me=str(meet / "a"), other=str(meet / "b")),
+                   "import random; random.seed(SEED); print(random.random())", parameters="SMOKE = False\nSEED = 0")
+    write_notebook(root / "notebooks", "02_b.ipynb", wait_for.format(me=str(meet / "b"), other=str(meet / "a")),
+                   "print('b', SMOKE)")
+    meet.mkdir()
+    together = notebooks.run_notebooks(smoke=True, kernel="python3", out_dir=tmp_path / "two", jobs=2,
+                                       extra_parameters={"SEED": 3})
+    assert [p.name for p in together] == ["01_a.ipynb", "02_b.ipynb"]
+    assert all("met True" in outputs_text(p) for p in together)  # neither waited for the other to end
+    (meet / "b").unlink()
+    (meet / "a").unlink()
+    (meet / "b").touch()  # alone, 01 does not wait for 02
+    alone = notebooks.run_notebooks(smoke=True, kernel="python3", out_dir=tmp_path / "one", names=["01"],
+                                    extra_parameters={"SEED": 3})
+    assert outputs_text(alone[0]) == outputs_text(together[0])
+
+
+def test_jobs_failure_names_the_notebook_and_skips_the_rest(root, tmp_path):
+    write_notebook(root / "notebooks", "01_a.ipynb", "raise ValueError('broken on purpose')")
+    write_notebook(root / "notebooks", "02_b.ipynb", "import time; time.sleep(5)")
+    write_notebook(root / "notebooks", "03_c.ipynb", "open('ran.txt', 'w').close()")
+    with pytest.raises(NotebookRunError, match="01_a.ipynb failed in cell .*broken on purpose"):
+        notebooks.run_notebooks(smoke=True, kernel="python3", jobs=2)
+    out = root / "build" / "notebooks"
+    assert (out / "02_b.ipynb").is_file()  # the one running was let finish
+    assert not (out / "ran.txt").exists()  # the one not started was cancelled
+    with pytest.raises(NotebookRunError, match="jobs must be at least 1, got 0"):
+        notebooks.run_notebooks(smoke=True, kernel="python3", jobs=0)
+
+
 def test_smoke_must_be_declared_and_extras_known(root):
     write_notebook(root / "notebooks", "01_a.ipynb", "open('ran.txt', 'w').close()")
     write_notebook(root / "notebooks", "02_b.ipynb", parameters="SMOKE = False\nSEED = 0")
@@ -128,6 +168,9 @@ def test_main_exit_status(root, capsys):
     assert "41" in outputs_text(root / "build" / "notebooks" / "01_a.ipynb")
     with pytest.raises(SystemExit):
         notebooks.main(["--smoke", "--full"])
+    with pytest.raises(SystemExit):
+        notebooks.main(["--smoke", "--jobs", "0"])
+    assert "--jobs: expected a whole number >= 1, got '0'" in capsys.readouterr().err
 
 
 SANITIZE_EXAMPLES = [
