@@ -355,7 +355,7 @@ def _run_parallel(runs: list[tuple], jobs: int, bar: tqdm) -> None:
     raised once the running ones have finished (their copies are kept).
     """
     import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     # spawn, not fork: the parent holds threads (tqdm's monitor, papermill's loggers)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -363,7 +363,7 @@ def _run_parallel(runs: list[tuple], jobs: int, bar: tqdm) -> None:
         while queue or running:
             while queue and len(running) < jobs:  # submitted one by one: the pool would queue ahead
                 running.add(pool.submit(_run_one, *queue.pop(0)))
-            done, running = wait(running, return_when=FIRST_EXCEPTION)
+            done, running = wait(running, return_when=FIRST_COMPLETED)  # a free slot starts the next
             bar.update(len(done))
             failed = [future for future in done if future.exception() is not None]
             if failed:

@@ -130,6 +130,23 @@ def test_jobs_run_notebooks_at_once_with_the_same_outputs(root, tmp_path):
     assert outputs_text(alone[0]) == outputs_text(together[0])
 
 
+def test_jobs_start_the_next_notebook_as_soon_as_one_ends(root, tmp_path):
+    """``jobs=2`` over three notebooks: 03 starts when the short 02 ends, while 01 still runs (01 waits
+    for 03's marker). Starting them in pairs instead would make 01 wait for a notebook not yet begun."""
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    write_notebook(root / "notebooks", "01_a.ipynb",
+                   "import pathlib, time\n"
+                   f"deadline = time.monotonic() + 30\n"
+                   f"while not pathlib.Path({str(meet / 'c')!r}).exists() and time.monotonic() < deadline:\n"
+                   "    time.sleep(0.05)\n"
+                   f"print('met', pathlib.Path({str(meet / 'c')!r}).exists())")
+    write_notebook(root / "notebooks", "02_b.ipynb", "print('short')")
+    write_notebook(root / "notebooks", "03_c.ipynb", f"import pathlib; pathlib.Path({str(meet / 'c')!r}).touch()")
+    written = notebooks.run_notebooks(smoke=True, kernel="python3", jobs=2)
+    assert "met True" in outputs_text(written[0])
+
+
 def test_jobs_failure_names_the_notebook_and_skips_the_rest(root, tmp_path):
     write_notebook(root / "notebooks", "01_a.ipynb", "raise ValueError('broken on purpose')")
     write_notebook(root / "notebooks", "02_b.ipynb", "import time; time.sleep(5)")
