@@ -103,48 +103,32 @@ def test_stderr_is_an_error_in_smoke_runs_only(root):
     assert notebooks.stderr_outputs(written[0])[0][0] == 2  # after the injected-parameters cell
 
 
-def test_jobs_run_notebooks_at_once_with_the_same_outputs(root, tmp_path):
-    """``jobs=2``: both notebooks run at the same time (each waits for the other's marker), and
-    every executed copy holds what a one-at-a-time run gives, returned in numbered order."""
+def test_jobs_run_notebooks_at_once_start_the_next_in_a_free_slot_and_give_the_same_outputs(root, tmp_path):
+    """``jobs=2`` over three notebooks: 01 and 02 run at the same time (02 waits for 01's marker);
+    03 starts as soon as 02 ends, while 01 still runs (01 waits for 03's marker: starting them in
+    pairs would leave it waiting for a notebook not yet begun); every executed copy holds what a
+    one-at-a-time run gives, and they are returned in numbered order."""
     meet = tmp_path / "meet"
-    wait_for = ("import pathlib, time\n"
-                "pathlib.Path({me!r}).touch()\n"
-                "deadline = time.monotonic() + 60\n"
-                "while not pathlib.Path({other!r}).exists() and time.monotonic() < deadline:\n"
-                "    time.sleep(0.05)\n"
-                "print('met', pathlib.Path({other!r}).exists())")
-    write_notebook(root / "notebooks", "01_a.ipynb", wait_for.format(me=str(meet / "a"), other=str(meet / "b")),
-                   "import random; random.seed(SEED); print(random.random())", parameters="SMOKE = False\nSEED = 0")
-    write_notebook(root / "notebooks", "02_b.ipynb", wait_for.format(me=str(meet / "b"), other=str(meet / "a")),
-                   "print('b', SMOKE)")
     meet.mkdir()
+    touch = "import pathlib; pathlib.Path({0!r}).touch()"
+    wait_for = ("import pathlib, time\n"
+                "deadline = time.monotonic() + 30\n"
+                "while not pathlib.Path({0!r}).exists() and time.monotonic() < deadline:\n"
+                "    time.sleep(0.05)\n"
+                "print('met', pathlib.Path({0!r}).exists())")
+    a, c = str(meet / "a"), str(meet / "c")
+    write_notebook(root / "notebooks", "01_a.ipynb", touch.format(a), wait_for.format(c),
+                   "import random; random.seed(SEED); print(random.random())", parameters="SMOKE = False\nSEED = 0")
+    write_notebook(root / "notebooks", "02_b.ipynb", wait_for.format(a))
+    write_notebook(root / "notebooks", "03_c.ipynb", touch.format(c))
     together = notebooks.run_notebooks(smoke=True, kernel="python3", out_dir=tmp_path / "two", jobs=2,
                                        extra_parameters={"SEED": 3})
-    assert [p.name for p in together] == ["01_a.ipynb", "02_b.ipynb"]
-    assert all("met True" in outputs_text(p) for p in together)  # neither waited for the other to end
-    (meet / "b").unlink()
-    (meet / "a").unlink()
-    (meet / "b").touch()  # alone, 01 does not wait for 02
+    assert [p.name for p in together] == ["01_a.ipynb", "02_b.ipynb", "03_c.ipynb"]
+    assert "met True" in outputs_text(together[1])  # 02 saw 01 begin: they ran at once
+    assert "met True" in outputs_text(together[0])  # 03 began while 01 ran: a free slot starts the next
     alone = notebooks.run_notebooks(smoke=True, kernel="python3", out_dir=tmp_path / "one", names=["01"],
-                                    extra_parameters={"SEED": 3})
+                                    extra_parameters={"SEED": 3})  # c exists: 01 does not wait
     assert outputs_text(alone[0]) == outputs_text(together[0])
-
-
-def test_jobs_start_the_next_notebook_as_soon_as_one_ends(root, tmp_path):
-    """``jobs=2`` over three notebooks: 03 starts when the short 02 ends, while 01 still runs (01 waits
-    for 03's marker). Starting them in pairs instead would make 01 wait for a notebook not yet begun."""
-    meet = tmp_path / "meet"
-    meet.mkdir()
-    write_notebook(root / "notebooks", "01_a.ipynb",
-                   "import pathlib, time\n"
-                   f"deadline = time.monotonic() + 30\n"
-                   f"while not pathlib.Path({str(meet / 'c')!r}).exists() and time.monotonic() < deadline:\n"
-                   "    time.sleep(0.05)\n"
-                   f"print('met', pathlib.Path({str(meet / 'c')!r}).exists())")
-    write_notebook(root / "notebooks", "02_b.ipynb", "print('short')")
-    write_notebook(root / "notebooks", "03_c.ipynb", f"import pathlib; pathlib.Path({str(meet / 'c')!r}).touch()")
-    written = notebooks.run_notebooks(smoke=True, kernel="python3", jobs=2)
-    assert "met True" in outputs_text(written[0])
 
 
 def test_jobs_failure_names_the_notebook_and_skips_the_rest(root, tmp_path):
